@@ -1,0 +1,1 @@
+"""ENAS micro search and training over quantized child networks."""
