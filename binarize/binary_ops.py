@@ -1,0 +1,58 @@
+"""Binary (1-bit) quantization: sign with a hard-tanh straight-through estimator.
+
+Forward::
+
+    q(x) = +1  if x >= 0          (so sign(0) = +1 and the values are exactly {-1, +1})
+           -1  otherwise
+
+Backward (Hubara et al., "Binarized Neural Networks", 2016; hard-tanh STE)::
+
+    dq/dx = 1  if |x| <= clip_value  else 0
+
+With ``channel_scale=True`` (XNOR-Net, Rastegari et al. 2016), weights are scaled per output
+channel by ``alpha = mean(|W|)`` over every axis but the last, so ``q(W) = alpha * sign(W)``; alpha
+is treated as a constant in the backward pass.
+"""
+
+import tensorflow as tf
+
+from quantize.base import Quantizer, clipped_ste, register_quantizer
+
+
+def binarize(x, clip_value=1.0):
+    """Sign of ``x`` in {-1, +1} (sign(0) = +1) with the clipped STE. Shape and dtype kept."""
+    one = tf.ones((), x.dtype)
+    return clipped_ste(lambda t: tf.where(t >= 0, one, -one), x, -clip_value, clip_value)
+
+
+@register_quantizer("ste_sign")
+class SteSign(Quantizer):
+    """Binary quantizer ``q(x) = sign(x)`` in {-1, +1}, hard-tanh STE.
+
+    Args:
+        clip_value: the gradient passes where ``|x| <= clip_value`` (default 1.0); latent
+            weights are clipped to the same range.
+        channel_scale: multiply by the per-output-channel mean absolute value (XNOR-Net
+            weights). Output values are then ``{-alpha_c, +alpha_c}`` per channel ``c`` (last axis).
+    """
+
+    precision = 1
+
+    def __init__(self, clip_value=1.0, channel_scale=False):
+        if not clip_value > 0:
+            raise ValueError(f"SteSign needs clip_value > 0, got clip_value={clip_value!r}")
+        self.clip_value = float(clip_value)
+        self.channel_scale = bool(channel_scale)
+        self.latent_clip = self.clip_value
+
+    def call(self, x):
+        q = binarize(x, self.clip_value)
+        if self.channel_scale:
+            axes = list(range(x.shape.rank - 1))
+            # Mean in float64 so that re-quantizing ``alpha * sign`` gives ``alpha`` back exactly.
+            alpha = tf.reduce_mean(tf.cast(tf.abs(x), tf.float64), axis=axes, keepdims=True)
+            q = q * tf.stop_gradient(tf.cast(alpha, x.dtype))
+        return q
+
+    def get_config(self):
+        return {"clip_value": self.clip_value, "channel_scale": self.channel_scale}

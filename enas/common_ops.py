@@ -1,0 +1,70 @@
+"""ENAS parameter sharing without patching Keras.
+
+ENAS trains one set of weights for the whole search space: the op at a given position (layer,
+node, input slot, op id) owns its variables, and every sampled architecture that places that op
+there reads the *same* variables. Official ENAS did this with ``tf.get_variable`` scopes, and the
+original quantized port patched Keras' ``add_weight`` inside site-packages to reuse them.
+
+Here the position owns a Keras layer instead: a :class:`SharedLayers` container creates the
+layer of a position once (:meth:`SharedLayers.get_or_create`) and returns that same object on
+every later request, so all architectures share its variables by construction, and the
+quantized layers (``quantize.layers``) are used unchanged. For weights that are gathered rather
+than called (the cell-output 1x1 conv), :func:`create_weight` and :func:`create_bias` give the
+same get-or-create behaviour on a single variable.
+"""
+
+import keras
+
+
+class SharedLayers(keras.layers.Layer):
+    """A get-or-create registry of layers keyed by search-space position.
+
+    Keys are strings such as ``"node2/y/op0"``. The registry is a Keras layer so that the
+    layers it holds are tracked (weights, checkpoints, saving) by its owner.
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.layers_by_key = {}
+
+    def get_or_create(self, key, factory):
+        """The layer stored under ``key``; ``factory()`` makes it on the first request only."""
+        if key not in self.layers_by_key:
+            self.layers_by_key[key] = factory()
+        return self.layers_by_key[key]
+
+    def __getitem__(self, key):
+        return self.layers_by_key[key]
+
+    def __contains__(self, key):
+        return key in self.layers_by_key
+
+    def keys(self):
+        return list(self.layers_by_key)
+
+
+def create_weight(owner, name, shape, initializer="he_normal", trainable=True, constraint=None):
+    """Get-or-create variable ``name`` of layer ``owner`` (``owner.add_weight`` the first time).
+
+    A second call with the same name returns the existing variable (and checks the shape), so
+    code that runs once per sampled architecture never creates variables anew.
+    """
+    shared = owner.__dict__.setdefault("_shared_weights", {})
+    if name in shared:
+        variable = shared[name]
+        if tuple(variable.shape) != tuple(shape):
+            raise ValueError(
+                f"shared weight {name!r} exists with shape {tuple(variable.shape)}, requested {tuple(shape)}"
+            )
+        return variable
+    variable = owner.add_weight(
+        name=name, shape=tuple(shape), initializer=initializer, trainable=trainable,
+        constraint=constraint,
+    )
+    shared[name] = variable
+    return variable
+
+
+def create_bias(owner, name, shape, initializer="zeros"):
+    """Get-or-create bias ``name`` of ``owner`` (zeros by default)."""
+    return create_weight(owner, name, shape, initializer=initializer)

@@ -1,0 +1,200 @@
+"""One ENAS micro cell, for a fixed architecture or for any sampled one.
+
+A cell with ``B`` nodes reads two inputs (ids 0 and 1: the outputs of the two previous layers,
+calibrated to ``(batch, H, W, filters)``). Node ``j`` computes ``op_x(input x_id) + op_y(input
+y_id)`` and becomes id ``j + 2``. The cell output combines every id no node used: ``activation ->
+concat(unused) -> 1x1 conv (quantized) -> BN``, back to ``filters`` channels (ENAS search-mode
+combine, used here in fixed mode too so one class serves both).
+
+The architecture of the cell is either
+
+* a :class:`enas.arc.Cell` given at construction (*fixed mode*): the choices are Python ints,
+  only the chosen ops are created, and the graph contains exactly those ops; or
+* an int32 tensor ``[4B]`` given at call time (*search mode*): every (node, slot, op) position has
+  its own shared layer, input choice and op choice are ``tf.switch_case`` branches, so one traced
+  graph serves every architecture and runs only the chosen op per node.
+
+The same :func:`select` helper implements both, so the two modes cannot drift apart.
+"""
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+from enas import micro_ops
+from enas.arc import NUM_OPS, Cell
+from enas.common_ops import SharedLayers, create_weight
+from enas.precision import Precision
+from quantize.base import WeightClip
+
+IDENTITY_OP = 4
+SLOTS = ("x", "y")
+
+
+def select(index, branches):
+    """``branches[index]()``: direct call for a Python int, ``tf.switch_case`` for a tensor."""
+    if isinstance(index, int):
+        return branches[index]()
+    if len(branches) == 1:
+        return branches[0]()
+    return tf.switch_case(index, branches)
+
+
+def op_key(node, slot, op):
+    return f"node{node}/{SLOTS[slot]}/op{op}"
+
+
+class CellCombine(micro_ops.OpLayer):
+    """``activation -> concat(unused ids) -> 1x1 conv -> BN``.
+
+    The 1x1 kernel is stored per id, ``[num_ids, C, C]``, and the rows of the unused ids are
+    gathered (ENAS ``final_conv``), so any subset works in one graph. In fixed mode only the
+    unused ids' rows are created. Input: list of ``num_ids`` tensors ``(batch, H, W, C)``;
+    output ``(batch, H, W, C)``.
+    """
+
+    def __init__(self, num_ids, filters, fixed_unused=None, **kwargs):
+        super().__init__(**kwargs)
+        self.num_ids = num_ids
+        self.filters = filters
+        self.fixed_unused = None if fixed_unused is None else tuple(fixed_unused)
+        self.activation = self.precision.activation()
+        self.kernel_quantizer = self.precision.kernel_quantizer()
+        self.bn = micro_ops.batch_norm()
+
+    def build(self, input_shape):
+        rows = self.num_ids if self.fixed_unused is None else len(self.fixed_unused)
+        clip = getattr(self.kernel_quantizer, "latent_clip", None)
+        self.kernel = create_weight(
+            self, "kernel", (rows, self.filters, self.filters), initializer="he_normal",
+            constraint=None if clip is None else WeightClip(clip),
+        )
+        self.bn.build(tuple(input_shape[0][:-1]) + (self.filters,))
+
+    def call(self, nodes, unused=None, training=None):
+        if self.fixed_unused is not None:
+            x = ops.concatenate([nodes[i] for i in self.fixed_unused], axis=-1)
+            kernel = self.kernel
+        else:  # dynamic subset: stack, gather, fold the ids into channels
+            stacked = ops.stack(nodes, axis=0)  # (num_ids, N, H, W, C)
+            picked = tf.gather(stacked, unused, axis=0)  # (k, N, H, W, C)
+            shape = tf.shape(picked)
+            x = tf.reshape(tf.transpose(picked, [1, 2, 3, 0, 4]),
+                           [shape[1], shape[2], shape[3], shape[0] * self.filters])
+            kernel = tf.gather(self.kernel, unused, axis=0)
+        kernel = tf.reshape(kernel, [1, 1, -1, self.filters])
+        if self.kernel_quantizer is not None:
+            kernel = self.kernel_quantizer(kernel)
+        out = tf.nn.conv2d(self.activation(x), kernel, strides=1, padding="SAME")
+        return self.bn(out, training=self._bn_training(training))
+
+
+class MicroCell(keras.layers.Layer):
+    """An ENAS micro cell (normal or reduction: a reduction cell is the same cell run after the
+    child has halved its inputs, see :class:`enas.micro_child.MicroChild`).
+
+    Args:
+        num_nodes: B, nodes per cell.
+        filters: C, channels of every node and of the output.
+        precision: :class:`enas.precision.Precision` of the convolutions.
+        fixed_cell: :class:`enas.arc.Cell` for fixed mode, ``None`` for search mode.
+        drop_path_keep_prob: keep probability of each non-identity op output during training
+            (``None`` or 1: no drop path). Scaled by ``drop_path_scale`` (a scalar tensor/variable
+            in [0, 1] the trainer sets, ENAS's layer-depth x progress ratio).
+        batch_stats: always normalise with batch statistics (search mode).
+
+    Call: ``cell([prev_prev, prev], arc=None, training=None)`` with inputs
+    ``(batch, H_i, W_i, C_i)``; ``arc`` an int32 tensor ``[4B]`` in search mode.
+    Output ``(batch, H, W, filters)`` where ``H, W`` are ``prev``'s.
+    """
+
+    def __init__(self, num_nodes, filters, precision=Precision(), fixed_cell=None,
+                 drop_path_keep_prob=None, batch_stats=False, **kwargs):
+        super().__init__(**kwargs)
+        if fixed_cell is not None and not isinstance(fixed_cell, Cell):
+            raise TypeError(f"fixed_cell must be an enas.arc.Cell, got {type(fixed_cell).__name__}")
+        if fixed_cell is not None and fixed_cell.num_nodes != num_nodes:
+            raise ValueError(f"fixed_cell has {fixed_cell.num_nodes} nodes, expected {num_nodes}")
+        self.num_nodes = num_nodes
+        self.filters = filters
+        self.precision = Precision.parse(precision)
+        self.fixed_cell = fixed_cell
+        self.drop_path_keep_prob = drop_path_keep_prob
+        self.batch_stats = batch_stats
+        self._op_kw = dict(precision=self.precision, batch_stats=batch_stats)
+        self.ops_bank = SharedLayers(name="ops")
+        self.combine = CellCombine(
+            num_nodes + 2, filters,
+            fixed_unused=None if fixed_cell is None else fixed_cell.unused_ids(), **self._op_kw,
+        )
+        self.seed_generator = keras.random.SeedGenerator(seed=None)
+
+    def _positions(self):
+        """(node, slot, op) positions this cell needs: all of them in search mode."""
+        if self.fixed_cell is not None:
+            return sorted(self.fixed_cell.used_ops())
+        return [(n, s, o) for n in range(self.num_nodes) for s in range(2) for o in range(NUM_OPS)]
+
+    def build(self, input_shapes):
+        prev_prev_shape, prev_shape = (tuple(s) for s in input_shapes)
+        target_hw = prev_shape[1:3]
+        self.calibrations = [
+            micro_ops.calibration(shape, target_hw, self.filters, **self._op_kw)
+            for shape in (prev_prev_shape, prev_shape)
+        ]
+        for layer, shape in zip(self.calibrations, (prev_prev_shape, prev_shape)):
+            layer.build(shape)
+        node_shape = (prev_shape[0],) + tuple(target_hw) + (self.filters,)
+        for node, slot, op in self._positions():
+            layer = self.ops_bank.get_or_create(
+                op_key(node, slot, op), lambda: micro_ops.make_op(op, self.filters, **self._op_kw)
+            )
+            layer.build(node_shape)
+        self.combine.build([node_shape] * (self.num_nodes + 2))
+
+    def _drop_path(self, x, training, drop_path_scale):
+        if not training or self.drop_path_keep_prob is None or self.drop_path_keep_prob >= 1:
+            return x
+        keep = 1.0 - (1.0 - self.drop_path_keep_prob) * drop_path_scale
+        mask = keras.random.uniform((ops.shape(x)[0], 1, 1, 1), seed=self.seed_generator) < keep
+        return ops.where(mask, x / keep, ops.zeros_like(x))
+
+    def _apply_op(self, node, slot, op, x, training, drop_path_scale):
+        y = self.ops_bank[op_key(node, slot, op)](x, training=training)
+        if op != IDENTITY_OP:
+            y = self._drop_path(y, training, drop_path_scale)
+        return y
+
+    def call(self, inputs, arc=None, training=None, drop_path_scale=1.0):
+        if self.fixed_cell is not None:
+            choices = self.fixed_cell.to_list()
+        elif arc is None:
+            raise ValueError("a search-mode MicroCell needs `arc` (int32 tensor [4B]) at call time")
+        else:
+            choices = [arc[i] for i in range(4 * self.num_nodes)]
+        nodes = [layer(x, training=training) for layer, x in zip(self.calibrations, inputs)]
+        for node in range(self.num_nodes):
+            out = 0
+            for slot in range(2):
+                input_id, op_id = choices[4 * node + 2 * slot], choices[4 * node + 2 * slot + 1]
+                x = select(input_id, [lambda i=i: nodes[i] for i in range(node + 2)])
+                out = out + select(op_id, [
+                    lambda o=o, x=x, s=slot, n=node: self._apply_op(n, s, o, x, training, drop_path_scale)
+                    for o in range(NUM_OPS)
+                ])
+            nodes.append(out)
+        if self.fixed_cell is not None:
+            return self.combine(nodes, training=training)
+        return self.combine(nodes, unused=unused_ids(arc, self.num_nodes), training=training)
+
+    def compute_output_shape(self, input_shapes):
+        prev = tuple(input_shapes[1])
+        return prev[:3] + (self.filters,)
+
+
+def unused_ids(cell_arc, num_nodes):
+    """Int32 tensor of the ids in ``0..B+1`` that no node of ``cell_arc`` ([4B] int tensor) uses."""
+    cell_arc = tf.reshape(tf.convert_to_tensor(cell_arc, tf.int32), [num_nodes, 4])
+    inputs = tf.concat([cell_arc[:, 0], cell_arc[:, 2]], axis=0)
+    used = tf.reduce_sum(tf.one_hot(inputs, num_nodes + 2, dtype=tf.int32), axis=0)
+    return tf.reshape(tf.cast(tf.where(tf.equal(used, 0)), tf.int32), [-1])

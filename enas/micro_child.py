@@ -1,0 +1,224 @@
+"""The ENAS micro child network, fixed-architecture or shared-weight search mode.
+
+Layout (ENAS micro, Pham et al. 2018)::
+
+    image (batch, H, W, C_img)
+      -> stem: 3x3 conv to 3 * out_filters -> BN
+      -> num_layers + 2 layers; layers in ``reduction_layers`` double the filters and halve H, W:
+             reduction layer: x = FactorizedReduce(prev); cell(reduce arc) on [prev, x]
+             normal layer:    cell(normal arc) on [prev_prev, prev]
+      -> activation -> global average pool -> dropout -> dense (num_classes logits)
+    optional auxiliary head (weight 0.4 in the loss) on the layer after the last reduction.
+
+Reduction layers default to ENAS's ``[L // 3, 2 * (L // 3) + 1]`` for ``L = num_layers``
+(1/3 and 2/3 of the depth). ``fixed_arc`` set: fixed mode (only the chosen ops exist);
+``fixed_arc=None``: search mode, ``arc`` (int32 ``[8B]``: normal cell then reduction cell) is
+passed at call time and every op position has one shared layer.
+"""
+
+import dataclasses
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+from enas import micro_ops
+from enas.arc import Arc, parse_arc
+from enas.errors import ConfigError
+from enas.micro_cell import MicroCell
+from enas.precision import PrecisionPolicy
+from quantize.layers import QuantConv2D, QuantDense
+
+AUX_LOSS_WEIGHT = 0.4
+
+
+def default_reduction_layers(num_layers):
+    """ENAS rule: reductions at ``L // 3`` and ``2 * (L // 3) + 1`` (of ``L + 2`` layers)."""
+    distance = num_layers // 3
+    return (distance, 2 * distance + 1)
+
+
+@dataclasses.dataclass(frozen=True)
+class ChildConfig:
+    """Shape and regularisation of a child network (the ``child_*`` flags)."""
+
+    num_layers: int = 6
+    num_nodes: int = 5
+    out_filters: int = 20
+    num_classes: int = 10
+    keep_prob: float = 1.0
+    drop_path_keep_prob: float = 1.0
+    use_aux_heads: bool = False
+    reduction_layers: tuple = None  # None: default_reduction_layers(num_layers)
+    policy: PrecisionPolicy = PrecisionPolicy()
+
+    def __post_init__(self):
+        for name in ("num_layers", "num_nodes", "out_filters", "num_classes"):
+            value = getattr(self, name)
+            minimum = 0 if name == "num_layers" else 1
+            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+                raise ConfigError(f"child {name} must be an integer >= {minimum}, got {value!r}")
+        for name in ("keep_prob", "drop_path_keep_prob"):
+            value = getattr(self, name)
+            if not 0 < value <= 1:
+                raise ConfigError(f"child {name} must be in (0, 1], got {value!r}")
+        if self.reduction_layers is None:
+            object.__setattr__(self, "reduction_layers", default_reduction_layers(self.num_layers))
+        total = self.num_layers + 2
+        bad = [r for r in self.reduction_layers if not 0 <= r < total]
+        if bad:
+            raise ConfigError(
+                f"reduction layer(s) {bad} out of range: layers are 0..{total - 1} (num_layers + 2)"
+            )
+
+
+class MicroChild(keras.Model):
+    """ENAS micro child (see module docstring).
+
+    Args:
+        config: :class:`ChildConfig`.
+        fixed_arc: architecture (an :class:`enas.arc.Arc` or anything :func:`parse_arc` reads)
+            for fixed mode, or ``None`` for search mode.
+
+    Call: ``child(images, arc=None, training=False)`` with images ``(batch, H, W, C_img)``
+    float32 and, in search mode, ``arc`` an int32 tensor ``[8B]``. Returns logits
+    ``(batch, num_classes)``; with ``return_aux=True`` a tuple ``(logits, aux_logits or None)``.
+    """
+
+    def __init__(self, config=ChildConfig(), fixed_arc=None, **kwargs):
+        super().__init__(**kwargs)
+        self.config = config
+        self.fixed_arc = None if fixed_arc is None else parse_arc(fixed_arc, config.num_nodes)
+        self.search_mode = self.fixed_arc is None
+        policy = config.policy
+        self.drop_path_scale = self.add_weight(
+            name="drop_path_scale", shape=(), initializer="ones", trainable=False
+        )
+        stem_precision = policy.for_part("stem")
+        self.stem = QuantConv2D(
+            3 * config.out_filters, 3, padding="same", use_bias=False,
+            kernel_initializer="he_normal", kernel_quantizer=stem_precision.kernel_quantizer(),
+            name="stem_conv",
+        )
+        self.stem_bn = micro_ops.batch_norm(name="stem_bn")
+        self.reducers, self.cells = [], []
+        filters = config.out_filters
+        num_total = config.num_layers + 2
+        for layer_id in range(num_total):
+            precision = policy.for_part(f"layer_{layer_id}")
+            kw = dict(precision=precision, batch_stats=self.search_mode)
+            is_reduction = layer_id in config.reduction_layers
+            if is_reduction:
+                filters *= 2
+                self.reducers.append(micro_ops.FactorizedReduce(filters, name=f"layer_{layer_id}_reduce", **kw))
+            else:
+                self.reducers.append(None)
+            fixed_cell = None
+            if self.fixed_arc is not None:
+                fixed_cell = self.fixed_arc.reduce if is_reduction else self.fixed_arc.normal
+            self.cells.append(MicroCell(
+                config.num_nodes, filters, fixed_cell=fixed_cell,
+                drop_path_keep_prob=self._layer_keep_prob(layer_id),
+                name=f"layer_{layer_id}", **kw,
+            ))
+        self.aux_layer = max(config.reduction_layers) + 1 if config.reduction_layers else None
+        self.aux_head = None
+        if config.use_aux_heads and self.aux_layer is not None and self.aux_layer < num_total:
+            self.aux_head = AuxHead(config.num_classes, policy.for_part("aux_head"), name="aux_head")
+        self.final_activation = policy.for_part(f"layer_{num_total - 1}").activation()
+        self.dropout = keras.layers.Dropout(1.0 - config.keep_prob)
+        classifier_precision = policy.for_part("classifier")
+        self.classifier = QuantDense(
+            config.num_classes, kernel_quantizer=classifier_precision.kernel_quantizer(),
+            name="classifier",
+        )
+
+    def _layer_keep_prob(self, layer_id):
+        """ENAS drop path: deeper layers drop more, ``1 - (l+1)/(L+2) * (1 - keep)``."""
+        keep = self.config.drop_path_keep_prob
+        if keep >= 1:
+            return None
+        return 1.0 - (layer_id + 1) / (self.config.num_layers + 2) * (1.0 - keep)
+
+    def build(self, input_shape):
+        input_shape = tuple(input_shape)
+        self.stem.build(input_shape)
+        shape = self.stem.compute_output_shape(input_shape)
+        self.stem_bn.build(shape)
+        prev_prev = prev = shape
+        for layer_id, (reducer, cell) in enumerate(zip(self.reducers, self.cells)):
+            if reducer is not None:
+                reducer.build(prev)
+                reduced = reducer.compute_output_shape(prev)
+                prev_prev, prev = prev, reduced
+            cell.build([prev_prev, prev])
+            prev_prev, prev = prev, cell.compute_output_shape([prev_prev, prev])
+            if self.aux_head is not None and layer_id == self.aux_layer:
+                self.aux_head.build(prev)
+        self.classifier.build((input_shape[0], prev[-1]))
+
+    def split_arc(self, arc):
+        """``(normal, reduce)`` halves of an int32 ``[8B]`` arc tensor."""
+        half = 4 * self.config.num_nodes
+        arc = tf.convert_to_tensor(arc, tf.int32)
+        return arc[:half], arc[half:]
+
+    def call(self, images, arc=None, training=False, return_aux=False):
+        if self.search_mode:
+            if arc is None:
+                raise ValueError("a search-mode MicroChild needs `arc` (int32 tensor [8B]) at call time")
+            normal_arc, reduce_arc = self.split_arc(arc)
+        else:
+            normal_arc = reduce_arc = None
+        x = self.stem_bn(self.stem(images), training=True if self.search_mode else training)
+        prev_prev = prev = x
+        aux_logits = None
+        for layer_id, (reducer, cell) in enumerate(zip(self.reducers, self.cells)):
+            cell_arc = normal_arc
+            if reducer is not None:
+                prev_prev, prev = prev, reducer(prev, training=training)
+                cell_arc = reduce_arc
+            out = cell([prev_prev, prev], arc=cell_arc, training=training,
+                       drop_path_scale=self.drop_path_scale)
+            prev_prev, prev = prev, out
+            if self.aux_head is not None and layer_id == self.aux_layer and training:
+                aux_logits = self.aux_head(prev, training=training)
+        x = ops.mean(self.final_activation(prev), axis=(1, 2))
+        logits = self.classifier(self.dropout(x, training=training))
+        return (logits, aux_logits) if return_aux else logits
+
+    def build_for(self, image_shape):
+        """Create every variable for images of ``image_shape`` (H, W, C); returns ``self``."""
+        self.build((None,) + tuple(image_shape))
+        return self
+
+    def count_params_used(self):
+        """Trainable parameters (the whole search space in search mode)."""
+        return int(sum(int(ops.size(w)) for w in self.trainable_weights))
+
+
+class AuxHead(keras.layers.Layer):
+    """ENAS auxiliary classifier: ``act -> 5x5 avg pool stride 3 -> 1x1 conv 128 -> BN -> act ->
+    conv (whole map) 768 -> BN -> act -> dense``. Input ``(batch, H, W, C)``, H, W >= 5."""
+
+    def __init__(self, num_classes, precision, **kwargs):
+        super().__init__(**kwargs)
+        self.activation = precision.activation()
+        self.pool = keras.layers.AveragePooling2D(5, strides=3, padding="valid")
+        self.conv1 = micro_ops.ConvBN(128, 1, precision=precision, activate=False)
+        self.conv2 = None
+        self.precision = precision
+        self.dense = keras.layers.Dense(num_classes)
+
+    def build(self, input_shape):
+        pooled = self.pool.compute_output_shape(input_shape)
+        self.conv1.build(pooled)
+        shape = self.conv1.compute_output_shape(pooled)
+        self.conv2 = micro_ops.ConvBN(768, tuple(shape[1:3]), precision=self.precision, padding="valid")
+        self.conv2.build(shape)
+        self.dense.build((input_shape[0], 768))
+
+    def call(self, x, training=None):
+        x = self.conv1(self.pool(self.activation(x)), training=training)
+        x = self.conv2(x, training=training)
+        return self.dense(ops.reshape(self.activation(x), (ops.shape(x)[0], -1)))

@@ -1,0 +1,169 @@
+"""The building blocks of an ENAS micro cell, in any precision.
+
+Every convolution is ``activation -> conv -> batch norm`` (ENAS's ``relu -> conv -> bn``) where
+the activation is the precision's quantizer (see :mod:`enas.precision`) and the conv kernel is
+quantized by the same precision. Pools and identity are full precision, as in the original.
+
+All layers here take NHWC tensors ``(batch, H, W, C)``. ``batch_stats=True`` makes batch norm
+always use the batch statistics (ENAS search mode: shared weights have no meaningful moving
+averages across architectures).
+"""
+
+import keras
+from keras import ops
+
+from enas.precision import Precision
+from quantize.layers import QuantConv2D, QuantSeparableConv2D
+
+BN_MOMENTUM = 0.9
+BN_EPSILON = 1e-5
+
+
+def batch_norm(name=None):
+    return keras.layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=name)
+
+
+class OpLayer(keras.layers.Layer):
+    """Base of the cell ops: builds its sublayers from the input shape (no lazy building, so a
+    search-mode child can be traced with ``tf.switch_case`` once all positions exist)."""
+
+    def __init__(self, precision=Precision(), batch_stats=False, **kwargs):
+        super().__init__(**kwargs)
+        self.precision = Precision.parse(precision)
+        self.batch_stats = batch_stats
+
+    def _bn_training(self, training):
+        return True if self.batch_stats else training
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+
+class ConvBN(OpLayer):
+    """``activation -> k x k conv (quantized) -> BN``. Output ``(batch, H/stride, W/stride, filters)``."""
+
+    def __init__(self, filters, kernel_size=1, strides=1, activate=True, padding="same", **kwargs):
+        super().__init__(**kwargs)
+        self.filters = filters
+        self.conv = QuantConv2D(
+            filters, kernel_size, strides=strides, padding=padding, use_bias=False,
+            kernel_initializer="he_normal",
+            kernel_quantizer=self.precision.kernel_quantizer(),
+            input_quantizer=self.precision.activation() if activate else None,
+        )
+        self.bn = batch_norm()
+
+    def build(self, input_shape):
+        self.conv.build(input_shape)
+        self.bn.build(self.conv.compute_output_shape(input_shape))
+
+    def call(self, x, training=None):
+        return self.bn(self.conv(x), training=self._bn_training(training))
+
+    def compute_output_shape(self, input_shape):
+        return self.conv.compute_output_shape(input_shape)
+
+
+class SepConv(OpLayer):
+    """ENAS separable-conv op: twice ``activation -> separable k x k conv -> BN``; C channels kept."""
+
+    def __init__(self, filters, kernel_size, **kwargs):
+        super().__init__(**kwargs)
+        self.stack = []
+        for i in range(2):
+            conv = QuantSeparableConv2D(
+                filters, kernel_size, padding="same", use_bias=False,
+                depthwise_initializer="he_normal", pointwise_initializer="he_normal",
+                kernel_quantizer=self.precision.kernel_quantizer(),
+                input_quantizer=self.precision.activation(), name=f"sep_conv_{i}",
+            )
+            self.stack.append((conv, batch_norm(name=f"bn_{i}")))
+
+    def build(self, input_shape):
+        for conv, bn in self.stack:
+            conv.build(input_shape)
+            input_shape = conv.compute_output_shape(input_shape)
+            bn.build(input_shape)
+
+    def call(self, x, training=None):
+        for conv, bn in self.stack:
+            x = bn(conv(x), training=self._bn_training(training))
+        return x
+
+
+class Pool(OpLayer):
+    """3 x 3 average or max pooling, stride 1, same padding (full precision)."""
+
+    def __init__(self, kind, **kwargs):
+        super().__init__(**kwargs)
+        pool_cls = {"avg": keras.layers.AveragePooling2D, "max": keras.layers.MaxPooling2D}[kind]
+        self.pool = pool_cls(pool_size=3, strides=1, padding="same")
+
+    def call(self, x, training=None):
+        return self.pool(x)
+
+
+class Identity(OpLayer):
+    def call(self, x, training=None):
+        return x
+
+
+def make_op(op_id, filters, precision, batch_stats):
+    """Layer of ENAS micro op ``op_id``: 0 sep 3x3, 1 sep 5x5, 2 avg pool, 3 max pool, 4 identity."""
+    kw = dict(precision=precision, batch_stats=batch_stats)
+    return [
+        lambda: SepConv(filters, 3, **kw),
+        lambda: SepConv(filters, 5, **kw),
+        lambda: Pool("avg", **kw),
+        lambda: Pool("max", **kw),
+        lambda: Identity(**kw),
+    ][op_id]()
+
+
+class FactorizedReduce(OpLayer):
+    """Halve H and W, set channels to ``filters`` (ENAS factorized reduction).
+
+    ``activation ->`` two paths: 1x1 conv on the even pixels, and 1x1 conv on the odd pixels
+    (input shifted by one, zero-padded), each to half the filters; concatenate; BN.
+    Input ``(batch, H, W, C)``; output ``(batch, ceil(H/2), ceil(W/2), filters)``.
+    """
+
+    def __init__(self, filters, **kwargs):
+        super().__init__(**kwargs)
+        self.filters = filters
+        halves = (filters // 2, filters - filters // 2)
+        self.activation = self.precision.activation()
+        self.paths = [
+            QuantConv2D(f, 1, use_bias=False, kernel_initializer="he_normal",
+                        kernel_quantizer=self.precision.kernel_quantizer(), name=f"path_{i}")
+            for i, f in enumerate(halves)
+        ]
+        self.bn = batch_norm()
+
+    def build(self, input_shape):
+        for conv in self.paths:
+            conv.build(input_shape)
+        self.bn.build(self.compute_output_shape(input_shape))
+
+    def call(self, x, training=None):
+        x = self.activation(x)
+        even = x[:, ::2, ::2, :]
+        shifted = ops.pad(x, [[0, 0], [0, 1], [0, 1], [0, 0]])[:, 1:, 1:, :]
+        odd = shifted[:, ::2, ::2, :]
+        out = ops.concatenate([self.paths[0](even), self.paths[1](odd)], axis=-1)
+        return self.bn(out, training=self._bn_training(training))
+
+    def compute_output_shape(self, input_shape):
+        n, h, w, _ = input_shape
+        half = lambda d: None if d is None else (d + 1) // 2  # noqa: E731
+        return (n, half(h), half(w), self.filters)
+
+
+def calibration(input_shape, target_hw, filters, **kw):
+    """Layer that brings an input of ``input_shape`` to ``target_hw`` and ``filters`` channels:
+    factorized reduce if the spatial size differs, 1x1 ConvBN if only channels differ, else identity."""
+    if tuple(input_shape[1:3]) != tuple(target_hw):
+        return FactorizedReduce(filters, **kw)
+    if input_shape[-1] != filters:
+        return ConvBN(filters, 1, **kw)
+    return Identity(**kw)

@@ -1,0 +1,161 @@
+"""The generic machinery shared by every precision: quantizer base class, straight-through
+estimator, latent-weight clipping constraint, and the quantizer registry.
+
+A *quantizer* is a small serialisable callable ``q(x) -> x_q`` with a class attribute
+``precision`` (bits per value). Its forward pass rounds to a finite set of levels; its backward
+pass is a straight-through estimator (STE): the incoming gradient is passed through unchanged
+where the input lies inside the quantizer's clip range and set to zero outside it::
+
+    dq/dx = 1  if clip_low <= x <= clip_high  else 0
+
+The concrete quantizers live with their precision: ``binarize.binary_ops.SteSign`` (1 bit),
+``ternarize.ternary_ops.SteTern`` (2 bits, 3 levels) and ``quantize.quantized_ops.SteQuantize``
+(k bits). They can be referred to by name anywhere a quantizer is accepted::
+
+    quantize.get("ste_sign"), quantize.get({"class_name": "SteTern", "config": {...}})
+"""
+
+import keras
+import tensorflow as tf
+
+_PACKAGE = "qenas"
+_ALIASES = {}
+
+
+def register_quantizer(alias):
+    """Class decorator: register a quantizer for Keras serialisation and under ``alias``."""
+
+    def decorator(cls):
+        cls = keras.saving.register_keras_serializable(package=_PACKAGE)(cls)
+        _ALIASES[alias] = cls
+        _ALIASES[cls.__name__] = cls
+        return cls
+
+    return decorator
+
+
+def clipped_ste(forward, x, clip_low, clip_high):
+    """Apply ``forward(x)`` with a clipped straight-through gradient.
+
+    Args:
+        forward: function computing the quantized value of ``x`` (any shape).
+        x: float tensor.
+        clip_low, clip_high: the gradient is ``dy`` where ``clip_low <= x <= clip_high``, else 0.
+
+    Returns:
+        ``forward(x)``, same shape and dtype as ``x``.
+    """
+
+    @tf.custom_gradient
+    def _quantize(x):
+        def grad(dy):
+            inside = tf.logical_and(x >= clip_low, x <= clip_high)
+            return dy * tf.cast(inside, dy.dtype)
+
+        return forward(x), grad
+
+    return _quantize(tf.convert_to_tensor(x))
+
+
+class Quantizer:
+    """Base class of quantizers.
+
+    Subclasses implement :meth:`call` and :meth:`get_config`, and set:
+
+    * ``precision``: bits needed to store one quantized value (1 binary, 2 ternary, k for k-bit).
+    * ``latent_clip``: the range ``[-c, c]`` latent float weights are clipped to after each
+      optimizer update when this quantizer is a kernel quantizer (``None``: no clipping).
+    * ``kernel_initializer``: preferred initializer of latent weights (``None``: layer default).
+    """
+
+    precision = 32
+    latent_clip = None
+    kernel_initializer = None
+
+    def __call__(self, x):
+        return self.call(tf.convert_to_tensor(x))
+
+    def call(self, x):
+        raise NotImplementedError
+
+    def get_config(self):
+        return {}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
+    def __eq__(self, other):
+        return type(self) is type(other) and self.get_config() == other.get_config()
+
+    def __hash__(self):
+        return hash((type(self).__name__, tuple(sorted(self.get_config().items()))))
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class WeightClip(keras.constraints.Constraint):
+    """Clip latent weights to ``[-clip_value, clip_value]`` after every optimizer update.
+
+    Without it, weights under a sign/ternary quantizer drift far outside the range where the STE
+    passes gradient and can no longer flip ("starved" weights).
+    """
+
+    def __init__(self, clip_value=1.0):
+        if not clip_value > 0:
+            raise ValueError(f"WeightClip needs clip_value > 0, got clip_value={clip_value!r}")
+        self.clip_value = float(clip_value)
+
+    def __call__(self, w):
+        return keras.ops.clip(w, -self.clip_value, self.clip_value)
+
+    def get_config(self):
+        return {"clip_value": self.clip_value}
+
+
+def _import_all_precisions():
+    # The concrete quantizers register themselves when their modules are imported.
+    import binarize.binary_ops  # noqa: F401
+    import quantize.quantized_ops  # noqa: F401
+    import ternarize.ternary_ops  # noqa: F401
+
+
+def get(identifier):
+    """Resolve ``identifier`` to a quantizer (or activation callable), or ``None``.
+
+    Accepts ``None``, a :class:`Quantizer`, a registered name (``"ste_sign"``, ``"ste_tern"``,
+    ``"ste_quantize"``, or a class name), a serialised dict, or any callable such as
+    ``keras.activations.relu`` (a full-precision "activation quantizer").
+    """
+    if identifier is None or isinstance(identifier, Quantizer):
+        return identifier
+    _import_all_precisions()
+    if isinstance(identifier, str):
+        if identifier in _ALIASES:
+            return _ALIASES[identifier]()
+        try:
+            return keras.activations.get(identifier)
+        except ValueError:
+            raise ValueError(
+                f"unknown quantizer {identifier!r}; known: {sorted(_ALIASES)} or a Keras activation"
+            ) from None
+    if isinstance(identifier, dict):
+        return keras.saving.deserialize_keras_object(identifier, custom_objects=_ALIASES)
+    if callable(identifier):
+        return identifier
+    raise ValueError(f"cannot interpret {identifier!r} as a quantizer")
+
+
+def serialize(quantizer):
+    """Serialise a quantizer or activation for ``get_config`` (``None`` stays ``None``)."""
+    if quantizer is None:
+        return None
+    return keras.saving.serialize_keras_object(quantizer)
+
+
+def precision_of(quantizer):
+    """Bits per value produced by ``quantizer`` (32 for ``None`` or a float activation)."""
+    return getattr(quantizer, "precision", 32) if quantizer is not None else 32
