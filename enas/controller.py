@@ -166,6 +166,7 @@ class RandomController(Controller):
         self._limits = allowed_choices(self.num_nodes, self.num_ops)
         self.uniform_log_prob = -float(np.sum(np.log(self._limits.astype(np.float64))))
 
+    @tf.autograph.experimental.do_not_convert
     def sample(self) -> ArcSample:
         """Samples a uniformly random valid arc (one ``rng.uniform`` draw of ``8 * B`` floats)."""
         limits = tf.constant(self._limits, tf.int32)
@@ -175,6 +176,7 @@ class RandomController(Controller):
         return ArcSample(arc, tf.constant(self.uniform_log_prob, tf.float32),
                          tf.constant(-self.uniform_log_prob, tf.float32))
 
+    @tf.autograph.experimental.do_not_convert
     def log_prob_of(self, arc) -> ArcSample:
         """The constant uniform log-probability (and entropy) for any valid ``arc``."""
         arc = self._given_arc(arc)
@@ -214,7 +216,9 @@ class ReinforceTrainer(tf.Module):
         controller: a controller with ``learns == True``.
         reward_fn: ``reward_fn(arc: int32 [8 * B]) -> float32 scalar`` (the accuracy of the child
             network on a validation minibatch); traced into the compiled step, so it must be
-            TensorFlow-traceable (it may call Keras models and iterate tf.data iterators).
+            TensorFlow-traceable (it may call Keras models and iterate tf.data iterators). Unless
+            it already is a :func:`tf.function`, it is wrapped in one (with autograph), so its
+            Python code runs once, at the single trace of the step.
         learning_rate: Adam learning rate.
         entropy_weight: weight of the sample entropy added to the reward (None or 0: none).
         baseline_decay: decay of the exponential moving-average baseline.
@@ -243,6 +247,9 @@ class ReinforceTrainer(tf.Module):
         if grad_bound is not None and not grad_bound > 0:
             raise ConfigError(f"grad_bound must be > 0 or None, got {grad_bound!r}")
         self.controller = controller
+        if not isinstance(reward_fn, tf.types.experimental.GenericFunction):
+            # Autograph for the user's code only; the controller graph is built without it.
+            reward_fn = tf.function(reward_fn)
         self._reward = _Callable(reward_fn)
         self.learning_rate = float(learning_rate)
         self.entropy_weight = float(entropy_weight or 0.0)
@@ -258,7 +265,7 @@ class ReinforceTrainer(tf.Module):
         self.baseline = tf.Variable(0.0, dtype=tf.float32, trainable=False, name="baseline")
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         self.trace_count = 0
-        self._compiled = _Callable(tf.function(self._update))
+        self._compiled = _Callable(tf.function(self._update, autograph=False))
 
     @property
     def variables_to_train(self) -> tuple[tf.Variable, ...]:

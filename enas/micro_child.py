@@ -142,6 +142,7 @@ class MicroChild(keras.Model):
 
     def build(self, input_shape):
         input_shape = tuple(input_shape)
+        self.input_image_shape = tuple(input_shape[1:])
         self.stem.build(input_shape)
         shape = self.stem.compute_output_shape(input_shape)
         self.stem_bn.build(shape)

@@ -36,6 +36,12 @@ Each decision is categorical over ``softmax(logits)``; its log-probability is
 stores node ``j`` as ``[x_id, x_op, y_id, y_op]`` (decision order ``x_id, y_id, x_op, y_op``). The
 reduction cell continues from the normal cell's final LSTM state. ``log_prob`` and ``entropy``
 of an :class:`~enas.controller.ArcSample` are summed over both cells.
+
+Randomness: one ``self.rng.make_seeds(8B)`` per arc gives each decision its own stateless seed
+(``tf.random.stateless_categorical``), so a seeded controller reproduces its sequence of arcs,
+also after restoring a checkpoint (the generator state is a checkpointed variable).
+:meth:`MicroController.log_prob_of` runs the same computation with the decisions taken from a
+given arc (teacher forcing) instead of sampled.
 """
 
 from __future__ import annotations
@@ -48,6 +54,10 @@ import tensorflow as tf
 
 from enas.controller import ArcSample, Controller, _check_positive_int
 from enas.errors import ConfigError
+
+# The graph is plain TensorFlow with static Python loops: no autograph conversion needed (it
+# would only slow down tracing when a caller's tf.function has autograph on).
+_do_not_convert = tf.autograph.experimental.do_not_convert
 
 
 class _Unrolled(NamedTuple):
@@ -115,9 +125,11 @@ class MicroController(Controller):
             ([0.25, 0.25] + [-0.25] * k)[:k], np.float32).reshape(1, k)
 
         arc_spec = tf.TensorSpec([self.arc_length], tf.int32)
+        # Compiled entry points for eager callers (each traced once); inside a caller's
+        # tf.function the graph bodies are called directly.
         self._sample_fn = tf.function(self._sample_graph, autograph=False)
-        self._log_prob_fn = tf.function(self._log_prob_graph, input_signature=[arc_spec], autograph=False)
-        self._op_probs_fn = tf.function(self._op_probs_graph, input_signature=[arc_spec], autograph=False)
+        self._teacher_fn = tf.function(self._teacher_graph, input_signature=[arc_spec],
+                                       autograph=False)
 
     @property
     def b_soft_no_learn(self) -> tf.Tensor:
@@ -127,6 +139,7 @@ class MicroController(Controller):
     # ----------------------------------------------------------------------------------------
     # Public API
 
+    @_do_not_convert
     def sample(self) -> ArcSample:
         """Samples an arc (int32 ``[8B]``) with its summed log-probability and entropy.
 
@@ -136,6 +149,7 @@ class MicroController(Controller):
             return self._sample_fn()
         return self._sample_graph()
 
+    @_do_not_convert
     def log_prob_of(self, arc) -> ArcSample:
         """Teacher-forced log-probability and entropy of ``arc`` (int ``[8B]``).
 
@@ -145,9 +159,10 @@ class MicroController(Controller):
         """
         arc = self._given_arc(arc)
         if tf.executing_eagerly():
-            return self._log_prob_fn(arc)
-        return self._log_prob_graph(arc)
+            return self._teacher_fn(arc)[0]
+        return self._teacher_graph(arc)[0]
 
+    @_do_not_convert
     def op_probabilities(self, arc) -> tf.Tensor:
         """float32 ``[4B, K]``: the op distribution of every op decision along ``arc``.
 
@@ -157,8 +172,8 @@ class MicroController(Controller):
         """
         arc = self._given_arc(arc)
         if tf.executing_eagerly():
-            return self._op_probs_fn(arc)
-        return self._op_probs_graph(arc)
+            return self._teacher_fn(arc)[1]
+        return self._teacher_graph(arc)[1]
 
     # ----------------------------------------------------------------------------------------
     # Graph bodies
@@ -167,12 +182,9 @@ class MicroController(Controller):
         out = self._unroll(None)
         return ArcSample(out.arc, out.log_prob, out.entropy)
 
-    def _log_prob_graph(self, arc) -> ArcSample:
+    def _teacher_graph(self, arc) -> tuple[ArcSample, tf.Tensor]:
         out = self._unroll(arc)
-        return ArcSample(out.arc, out.log_prob, out.entropy)
-
-    def _op_probs_graph(self, arc) -> tf.Tensor:
-        return self._unroll(arc).op_probs
+        return ArcSample(out.arc, out.log_prob, out.entropy), out.op_probs
 
     def _unroll(self, given) -> _Unrolled:
         """Both cells; samples if ``given`` is None, else teacher-forces int32 ``[8B]``.
@@ -190,6 +202,8 @@ class MicroController(Controller):
             sample=given is None,
             choices=choices,
             axis1=tf.constant(1, tf.int32),
+            one=tf.constant(1.0, tf.float32),
+            zero=tf.constant(0.0, tf.float32),
             w_lstm=[tf.convert_to_tensor(w) for w in self.w_lstm],
             g_emb=tf.convert_to_tensor(self.g_emb),
             w_emb=tf.convert_to_tensor(self.w_emb),
@@ -216,7 +230,7 @@ class MicroController(Controller):
         return _Unrolled(arc, log_prob, entropy, tf.concat(ctx.op_probs, axis=0))
 
     def _lstm(self, ctx, x, state):
-        """Stacked LSTM step (ENAS ``stack_lstm``); ``state`` = (c list, h list), ``[1, S]`` each."""
+        """Stacked LSTM step (ENAS ``stack_lstm``); ``state`` = (c list, h list), ``[1, S]``."""
         prev_c, prev_h = state
         next_c, next_h = [], []
         for layer, (c, h, w) in enumerate(zip(prev_c, prev_h, ctx.w_lstm)):
@@ -237,16 +251,24 @@ class MicroController(Controller):
         ``log p(choice)`` (= ``-sparse_softmax_cross_entropy``) and the entropy
         ``-sum p log p`` in ``ctx``; returns the choice, int32 ``[1]``.
         """
-        log_p = tf.nn.log_softmax(logits)  # [1, n]
         if ctx.sample:
             choice = tf.random.stateless_categorical(
                 logits, 1, seed=ctx.choices[position], dtype=tf.int32)  # [1, 1]
             choice = tf.squeeze(choice, axis=[1])
         else:
             choice = ctx.choices[position]
-        ctx.log_probs.append(tf.gather(log_p, choice, axis=1))  # [1, 1]
+        ctx.log_probs.append(-tf.nn.sparse_softmax_cross_entropy_with_logits(
+            labels=choice, logits=logits))  # [1]
+        log_p = tf.nn.log_softmax(tf.stop_gradient(logits))
         ctx.entropies.append(-tf.reduce_sum(tf.exp(log_p) * log_p))
         return choice
+
+    @staticmethod
+    def _select(ctx, choice, table):
+        """``table[choice]`` (``[1, S]``) as a one-hot matmul: a gather with a cheap gradient."""
+        depth = table.shape[0]
+        one_hot = tf.one_hot(choice, depth, on_value=ctx.one, off_value=ctx.zero)  # [1, depth]
+        return tf.matmul(one_hot, table)
 
     def _cell(self, ctx, state, offset, use_bias):
         """ENAS ``_build_sampler`` for one cell, decisions at arc positions ``offset + ..``.
@@ -276,7 +298,7 @@ class MicroController(Controller):
                     logits = ctx.attn_tanh * tf.tanh(logits)
                 index = self._decide(ctx, logits, offset + 4 * j + 2 * i)
                 node[2 * i] = index
-                inputs = tf.gather(values, index)  # [1, S]
+                inputs = self._select(ctx, index, values)  # anchors[index], [1, S]
             for i in range(2):  # x_op, y_op
                 state = self._lstm(ctx, inputs, state)
                 logits = tf.matmul(state[1][-1], ctx.w_soft) + ctx.b_soft  # [1, K]
@@ -289,7 +311,7 @@ class MicroController(Controller):
                 op = self._decide(ctx, logits, offset + 4 * j + 2 * i + 1)
                 node[2 * i + 1] = op
                 ctx.op_probs.append(tf.nn.softmax(logits))
-                inputs = tf.gather(ctx.w_emb, op)  # [1, S]
+                inputs = self._select(ctx, op, ctx.w_emb)  # w_emb[op], [1, S]
             state = self._lstm(ctx, inputs, state)  # the node's anchor
             h = state[1][-1]
             anchors.append(h)

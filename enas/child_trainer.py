@@ -1,0 +1,133 @@
+"""Compiled one-batch steps of a child network: train (loss, gradients, update) and evaluate.
+
+One ``tf.function`` serves every architecture: in search mode the architecture is an int32
+tensor argument (``[8B]``), so sampling a new one per minibatch never retraces.
+
+Written to be wrapped by a ``tf.distribute`` strategy later: the model and the optimizer are
+created by the caller (under the strategy's scope), the loss is averaged over the *global*
+batch (``tf.nn.compute_average_loss``) and regularisation scaled per replica
+(``tf.nn.scale_regularization_loss``), and the step keeps no Python-side state (counters are
+optimizer/tf variables).
+
+Parameter sharing note: ops a step did not use get a zero gradient (not ``None``) through
+``tf.switch_case``. Plain SGD leaves them unchanged; with momentum (or Adam) their weights keep
+moving along their previous update direction, decaying by the momentum factor per step, exactly
+as in official ENAS, where unused ops also received zero gradients. L2 decay is applied to every
+kernel each step.
+"""
+
+import keras
+import tensorflow as tf
+
+from enas.errors import ConfigError
+from enas.micro_child import AUX_LOSS_WEIGHT
+
+OPTIMIZERS = ("momentum", "sgd", "adam")
+
+
+def learning_rate_schedule(lr_max, lr_min, steps_per_epoch, t_0=10, t_mul=2, cosine=True):
+    """Cosine decay with warm restarts (SGDR): from ``lr_max`` to ``lr_min`` over ``t_0`` epochs,
+    then periods ``t_mul`` times longer, as ENAS; or the constant ``lr_max``."""
+    if not lr_max > 0 or lr_min < 0 or lr_min > lr_max:
+        raise ConfigError(f"need 0 <= lr_min <= lr_max and lr_max > 0, got lr_max={lr_max}, lr_min={lr_min}")
+    if not cosine:
+        return lr_max
+    if t_0 < 1 or t_mul < 1:
+        raise ConfigError(f"need lr_T_0 >= 1 and lr_T_mul >= 1, got {t_0} and {t_mul}")
+    return keras.optimizers.schedules.CosineDecayRestarts(
+        initial_learning_rate=lr_max, first_decay_steps=int(t_0 * steps_per_epoch),
+        t_mul=float(t_mul), m_mul=1.0, alpha=lr_min / lr_max,
+    )
+
+
+def make_optimizer(name, learning_rate):
+    """``momentum``: SGD Nesterov 0.9 (ENAS final training); ``sgd``; ``adam``: beta_1 0,
+    epsilon 1e-3 (ENAS/original search)."""
+    if name == "momentum":
+        return keras.optimizers.SGD(learning_rate, momentum=0.9, nesterov=True)
+    if name == "sgd":
+        return keras.optimizers.SGD(learning_rate)
+    if name == "adam":
+        return keras.optimizers.Adam(learning_rate, beta_1=0.0, epsilon=1e-3)
+    raise ConfigError(f"unknown optimizer {name!r}: use one of {', '.join(OPTIMIZERS)}")
+
+
+def _kernels(model):
+    return [w for w in model.trainable_weights if len(w.shape) >= 2]
+
+
+class ChildTrainer:
+    """Train/eval steps of a built :class:`enas.micro_child.MicroChild`.
+
+    Args:
+        model: the child, already built (all variables exist).
+        optimizer: a Keras optimizer (built here on the model's trainable variables, so the first
+            compiled step does not create variables or trace twice).
+        global_batch_size: examples per step over all replicas (loss scaling).
+        l2_reg: L2 weight decay on kernels.
+        grad_bound: clip the global gradient norm to this (``None``/0: no clipping).
+        search_mode: steps take an ``arc`` int32 ``[8B]`` argument.
+    """
+
+    def __init__(self, model, optimizer, global_batch_size, l2_reg=0.0, grad_bound=None,
+                 search_mode=False):
+        self.model = model
+        self.optimizer = optimizer
+        self.global_batch_size = int(global_batch_size)
+        self.l2_reg = float(l2_reg)
+        self.grad_bound = float(grad_bound) if grad_bound else None
+        self.variables = list(model.trainable_variables)
+        self.optimizer.build(self.variables)
+        self.trace_count = 0
+        image_shape = (None,) + tuple(model.input_image_shape)
+        specs = [tf.TensorSpec(image_shape, tf.float32), tf.TensorSpec([None], tf.int32)]
+        if search_mode:
+            specs.append(tf.TensorSpec([8 * model.config.num_nodes], tf.int32))
+        self.train_step = tf.function(self._train_step, input_signature=specs)
+        self.eval_step = tf.function(self._eval_step, input_signature=specs)
+
+    def _loss(self, labels, logits):
+        per_example = keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
+        return tf.nn.compute_average_loss(per_example, global_batch_size=self.global_batch_size)
+
+    def _train_step(self, images, labels, arc=None):
+        """One update. Returns ``loss`` (cross-entropy incl. aux), ``grad_norm`` (before
+        clipping), ``correct`` (int32, this batch)."""
+        self.trace_count += 1
+        with tf.GradientTape() as tape:
+            logits, aux_logits = self.model(images, arc=arc, training=True, return_aux=True)
+            loss = self._loss(labels, logits)
+            if aux_logits is not None:
+                loss += AUX_LOSS_WEIGHT * self._loss(labels, aux_logits)
+            total = loss
+            if self.l2_reg:
+                l2 = tf.add_n([tf.reduce_sum(tf.square(w)) for w in _kernels(self.model)])
+                total += tf.nn.scale_regularization_loss(self.l2_reg * l2)
+        grads = tape.gradient(total, self.variables)
+        grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, self.variables)]
+        grad_norm = tf.linalg.global_norm(grads)
+        if self.grad_bound:
+            grads, _ = tf.clip_by_global_norm(grads, self.grad_bound, use_norm=grad_norm)
+        self.optimizer.apply(grads, self.variables)
+        return {"loss": loss, "grad_norm": grad_norm, "correct": _correct(labels, logits)}
+
+    def _eval_step(self, images, labels, arc=None):
+        """Number of correct predictions in the batch (int32)."""
+        return _correct(labels, self.model(images, arc=arc, training=False))
+
+    def learning_rate(self):
+        return float(self.optimizer.learning_rate)
+
+    def evaluate(self, dataset, arc=None):
+        """``(correct, total)`` over a finite dataset."""
+        correct = total = 0
+        for images, labels in dataset:
+            args = (images, labels) if arc is None else (images, labels, arc)
+            correct += int(self.eval_step(*args))
+            total += int(labels.shape[0])
+        return correct, total
+
+
+def _correct(labels, logits):
+    predictions = tf.cast(tf.argmax(logits, axis=-1), tf.int32)
+    return tf.reduce_sum(tf.cast(tf.equal(predictions, labels), tf.int32))

@@ -1,0 +1,114 @@
+"""Command-line flags of the four scripts, defined from each script's editable CONFIG block.
+
+Every script keeps a ``CONFIG`` dict at its top (the defaults a user edits); :func:`parse`
+defines one absl flag per key (type and help from :data:`FLAG_HELP`), so ``-flag value``,
+``--flag value`` and ``--flag=value`` all override it. ``-fixed_arc`` is an alias of the original's
+``--child_fixed_arc``. Parse errors and bad values exit with status 2 and one line on stderr.
+"""
+
+import sys
+
+from absl import flags as absl_flags
+
+from enas.errors import ConfigError
+
+FLAG_HELP = {
+    # data and run
+    "data_path": "Folder with the dataset files (downloaded there when absent and online).",
+    "output_dir": "Folder for checkpoints, logs and results; a rerun resumes from it.",
+    "reset_output_dir": "Delete output_dir's previous run first instead of resuming.",
+    "num_valid": "Validation examples held out from the end of the training set (0: none).",
+    "max_train_examples": "Use only the first N training examples (0: all). For quick runs.",
+    "max_test_examples": "Use only the first N test examples (0: all). For quick runs.",
+    "batch_size": "Training minibatch size.",
+    "eval_batch_size": "Evaluation batch size.",
+    "num_epochs": "Number of training epochs.",
+    "log_every": "Print a child step line every N steps.",
+    "eval_every_epochs": "Evaluate every N epochs.",
+    "seed": "Random seed (data order, initialisation, sampled architectures).",
+    # child network
+    "child_fixed_arc": "Architecture: 8*num_cells integers, normal cell then reduction cell.",
+    "child_num_layers": "Number of normal-cell layers (two reduction layers are added).",
+    "child_num_cells": "Nodes per cell (B).",
+    "child_out_filters": "Filters of the first cells (doubled at each reduction).",
+    "child_keep_prob": "Keep probability of dropout before the classifier.",
+    "child_drop_path_keep_prob": "Drop-path keep probability (1: off).",
+    "child_use_aux_heads": "Train with an auxiliary head (loss weight 0.4).",
+    "child_quantization": "Precision of the cells: binary, ternary, quantized or float.",
+    "child_bits": "Bit width for --child_quantization=quantized (2..8 or 16).",
+    "child_quantize_stem": "Quantize the stem conv too (full precision by default).",
+    "child_quantize_classifier": "Quantize the final dense layer too (full precision by default).",
+    "child_precision_overrides": "Per-part precision, e.g. 'stem=quantized:4,layer_0=quantized:4', or 'original'.",
+    # child optimisation
+    "child_optimizer": "momentum (SGD Nesterov 0.9), sgd or adam.",
+    "child_lr_max": "Maximum (initial) learning rate of the cosine schedule.",
+    "child_lr_min": "Minimum learning rate of the cosine schedule.",
+    "child_lr_T_0": "Epochs of the first cosine period.",
+    "child_lr_T_mul": "Period multiplier at each warm restart.",
+    "child_lr_cosine": "Use cosine decay with warm restarts (else constant lr_max).",
+    "child_l2_reg": "L2 weight decay on convolution and dense kernels.",
+    "child_grad_bound": "Clip the gradient global norm to this value (0: no clipping).",
+    "child_augment": "Pad-4, random-crop and flip augmentation (CIFAR-10).",
+    "child_cutout_size": "Cutout square size (0: off).",
+    # controller (search)
+    "controller_type": "micro (ENAS LSTM controller, REINFORCE) or random (uniform baseline).",
+    "controller_lr": "Controller Adam learning rate.",
+    "controller_lstm_size": "Controller LSTM units.",
+    "controller_tanh_constant": "Tanh constant of the controller logits.",
+    "controller_op_tanh_reduce": "Op logits use tanh_constant / op_tanh_reduce.",
+    "controller_temperature": "Logit temperature (0: none).",
+    "controller_entropy_weight": "Entropy bonus weight in the reward.",
+    "controller_bl_dec": "Decay of the moving-average reward baseline.",
+    "controller_train_steps": "Controller updates per epoch.",
+    "controller_num_aggregate": "Architectures sampled per controller update.",
+    "num_sampled_arcs": "Architectures printed (with val_acc) after each epoch.",
+}
+
+ALIASES = {"fixed_arc": "child_fixed_arc"}
+
+
+def _define(name, default, flag_values):
+    help_text = FLAG_HELP.get(name, name)
+    if isinstance(default, bool):
+        absl_flags.DEFINE_bool(name, default, help_text, flag_values=flag_values)
+    elif isinstance(default, int):
+        absl_flags.DEFINE_integer(name, default, help_text, flag_values=flag_values)
+    elif isinstance(default, float):
+        absl_flags.DEFINE_float(name, default, help_text, flag_values=flag_values)
+    elif isinstance(default, str) or default is None:
+        absl_flags.DEFINE_string(name, default, help_text, flag_values=flag_values)
+    else:
+        raise TypeError(f"CONFIG[{name!r}] has unsupported type {type(default).__name__}")
+
+
+def parse(config, argv, program=None):
+    """Return ``config`` updated by the flags in ``argv`` (argv[0] is the program name).
+
+    Raises :class:`ConfigError` (one line) for unknown flags or unparsable values.
+    """
+    flag_values = absl_flags.FlagValues()
+    for name, default in config.items():
+        _define(name, default, flag_values)
+    for alias, target in ALIASES.items():
+        if target in config:
+            absl_flags.DEFINE_alias(alias, target, flag_values=flag_values)
+    program = program or (argv[0] if argv else sys.argv[0])
+    try:
+        rest = flag_values([program] + list(argv[1:]))
+    except absl_flags.Error as e:
+        message = str(e).splitlines()[0]
+        raise ConfigError(f"{message} (see --help for the flags)") from None
+    if len(rest) > 1:
+        raise ConfigError(
+            f"unexpected argument {rest[1]!r}: flags are written -name value or --name=value "
+            "(quote the architecture: -fixed_arc \"0 2 1 4 ...\")"
+        )
+    return {name: flag_values[name].value for name in config}
+
+
+def help_text(config):
+    """Flag help for --help."""
+    flag_values = absl_flags.FlagValues()
+    for name, default in config.items():
+        _define(name, default, flag_values)
+    return flag_values.get_help()

@@ -1,0 +1,128 @@
+"""The output directory of a run: its config record, its log, its checkpoints.
+
+* ``config.json`` records the settings that define the run (architecture, precision, network
+  shape); rerunning with different ones in the same folder is refused instead of resuming into a
+  mismatched checkpoint.
+* ``stdout`` receives a copy of every log line (as the original tee'd it).
+* checkpoints are written with ``tf.train.CheckpointManager``: the data files are complete before
+  the small ``checkpoint`` index file is replaced atomically, so a run killed at any point
+  resumes from the last complete checkpoint.
+"""
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+
+import tensorflow as tf
+
+from enas.errors import CheckpointError, ConfigError
+
+CONFIG_FILE = "config.json"
+LOG_FILE = "stdout"
+_OURS = {CONFIG_FILE, LOG_FILE, "checkpoint"}
+
+
+def _is_ours(name):
+    return name in _OURS or name.startswith("ckpt-") or name.endswith((".jsonl", ".txt", ".png"))
+
+
+def prepare(output_dir, identity, reset=False):
+    """Create or reopen ``output_dir`` for a run whose defining settings are ``identity`` (dict).
+
+    With ``reset``, a previous run's files are deleted first (only if every file there is one
+    this project writes). Without it, an existing run with a different identity is an error.
+    """
+    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+        raise ConfigError(f"--output_dir {output_dir!r} is a file; pass a folder")
+    if reset and os.path.isdir(output_dir):
+        foreign = [n for n in os.listdir(output_dir) if not _is_ours(n) and n != "tensorboard"]
+        if foreign:
+            raise ConfigError(
+                f"refusing to reset --output_dir {output_dir!r}: it holds files this program did not "
+                f"write ({', '.join(sorted(foreign)[:3])}); choose another folder"
+            )
+        shutil.rmtree(output_dir)
+    os.makedirs(output_dir, exist_ok=True)
+    path = os.path.join(output_dir, CONFIG_FILE)
+    if os.path.exists(path):
+        try:
+            with open(path) as f:
+                previous = json.load(f)
+        except (OSError, ValueError) as e:
+            raise CheckpointError(
+                f"cannot read {path} ({e.__class__.__name__}); pass --reset_output_dir to start over "
+                "or another --output_dir"
+            ) from None
+        changed = sorted(k for k in set(previous) | set(identity) if previous.get(k) != identity.get(k))
+        if changed:
+            k = changed[0]
+            raise ConfigError(
+                f"{output_dir!r} holds a run with a different {k} ({previous.get(k)!r}, now "
+                f"{identity.get(k)!r}); pass --reset_output_dir to start over or use another --output_dir"
+            )
+    else:
+        atomic_write(path, json.dumps(identity, indent=2, sort_keys=True) + "\n")
+
+
+def atomic_write(path, text):
+    """Write ``text`` to ``path`` via a temporary file and ``os.replace``."""
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+class RunLog:
+    """Print log lines to stdout (flushed, so ``>> file`` works) and append them to
+    ``<output_dir>/stdout``."""
+
+    def __init__(self, output_dir=None, stream=None):
+        self.stream = stream or sys.stdout
+        self.file = open(os.path.join(output_dir, LOG_FILE), "a") if output_dir else None
+
+    def __call__(self, line=""):
+        for out in (self.stream, self.file):
+            if out is not None:
+                out.write(line + "\n")
+                out.flush()
+
+    def close(self):
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+
+
+class Checkpoints:
+    """Per-epoch checkpoints of a ``tf.train.Checkpoint`` (keeps the last ``max_to_keep``)."""
+
+    def __init__(self, output_dir, max_to_keep=2, **trackables):
+        self.checkpoint = tf.train.Checkpoint(**trackables)
+        self.manager = tf.train.CheckpointManager(self.checkpoint, output_dir, max_to_keep=max_to_keep)
+
+    def restore_latest(self):
+        """Restore the newest checkpoint; return its path, or ``None`` when there is none."""
+        path = self.manager.latest_checkpoint
+        if path is None:
+            return None
+        try:
+            self.checkpoint.restore(path).assert_existing_objects_matched()
+        except (tf.errors.OpError, AssertionError, ValueError) as e:
+            reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else e.__class__.__name__
+            raise CheckpointError(
+                f"cannot restore checkpoint {path} ({reason}); pass --reset_output_dir to start over "
+                "or another --output_dir"
+            ) from None
+        return path
+
+    def save(self):
+        return self.manager.save()

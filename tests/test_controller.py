@@ -1,0 +1,237 @@
+"""Tests of the architecture controllers (enas.controller, enas.micro_controller)."""
+
+import itertools
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from enas.arc import random_arc, validate_arc_array  # noqa: E402
+from enas.controller import (  # noqa: E402
+    ArcSample,
+    RandomController,
+    ReinforceTrainer,
+    allowed_choices,
+)
+from enas.errors import ArcError, ConfigError  # noqa: E402
+from enas.micro_controller import MicroController  # noqa: E402
+
+REWARDED_OP = 2
+
+
+def sample_many(controller, n):
+    """``n`` consecutive ``controller.sample()`` in one compiled loop -> numpy arrays."""
+
+    @tf.function(autograph=False)
+    def run():
+        def body(i, arcs, log_probs, entropies):
+            s = controller.sample()
+            return (i + 1, arcs.write(i, s.arc), log_probs.write(i, s.log_prob),
+                    entropies.write(i, s.entropy))
+
+        loop_vars = (tf.constant(0), tf.TensorArray(tf.int32, n),
+                     tf.TensorArray(tf.float32, n), tf.TensorArray(tf.float32, n))
+        _, arcs, log_probs, entropies = tf.while_loop(
+            lambda i, *_: i < n, body, loop_vars, parallel_iterations=1)
+        return arcs.stack(), log_probs.stack(), entropies.stack()
+
+    return tuple(t.numpy() for t in run())
+
+
+def mean_op_probability_fn(controller, n, op):
+    """A compiled fn: mean over ``n`` sampled arcs and their op decisions of p(op | before)."""
+
+    @tf.function(autograph=False)
+    def run():
+        def body(i, total):
+            arc = controller.sample().arc
+            return i + 1, total + tf.reduce_mean(controller.op_probabilities(arc)[:, op])
+
+        _, total = tf.while_loop(lambda i, _: i < n, body, (tf.constant(0), tf.constant(0.0)),
+                                 parallel_iterations=1)
+        return total / n
+
+    return run
+
+
+def op_reward(arc):
+    """Toy reward: the fraction of the 4B op decisions (both cells) that chose REWARDED_OP."""
+    return tf.reduce_mean(tf.cast(tf.equal(arc[1::2], REWARDED_OP), tf.float32))
+
+
+@pytest.fixture(scope="module")
+def micro_samples():
+    """300 samples of MicroController for B=3 and B=5 (shared by several tests)."""
+    out = {}
+    for b in (3, 5):
+        controller = MicroController(num_nodes=b, seed=10 + b)
+        out[b] = (controller, *sample_many(controller, 300))
+    return out
+
+
+@pytest.mark.parametrize("kind", ["micro", "random"])
+@pytest.mark.parametrize("num_nodes", [3, 5])
+def test_samples_are_valid_and_cover_the_space(kind, num_nodes, micro_samples):
+    if kind == "micro":
+        _, arcs, log_probs, entropies = micro_samples[num_nodes]
+    else:
+        arcs, log_probs, entropies = sample_many(RandomController(num_nodes, seed=3), 300)
+    assert arcs.shape == (300, 8 * num_nodes) and arcs.dtype == np.int32
+    for arc in arcs:
+        validate_arc_array(arc, num_nodes)
+    limits = allowed_choices(num_nodes, 5)
+    for k in range(8 * num_nodes):  # every allowed id / op appears at every position
+        assert set(np.unique(arcs[:, k])) == set(range(limits[k])), k
+    assert np.all(np.isfinite(log_probs)) and np.all(log_probs < 0)
+    assert np.all(entropies > 0)
+    assert len({tuple(a) for a in arcs}) > 290  # no collapse: almost all distinct
+    if kind == "random":  # uniform: every value's count within 5 sigma of n / limit
+        for k in range(8 * num_nodes):
+            counts = np.bincount(arcs[:, k], minlength=limits[k])
+            p = 1.0 / limits[k]
+            assert np.all(np.abs(counts - 300 * p) < 5 * np.sqrt(300 * p * (1 - p))), k
+
+
+def test_sampled_log_prob_equals_teacher_forced(micro_samples):
+    controller, arcs, log_probs, entropies = micro_samples[5]
+    for arc, log_prob, entropy in zip(arcs[:20], log_probs[:20], entropies[:20]):
+        forced = controller.log_prob_of(arc)
+        assert isinstance(forced, ArcSample)
+        np.testing.assert_array_equal(forced.arc.numpy(), arc)
+        np.testing.assert_allclose(forced.log_prob.numpy(), log_prob, rtol=1e-5)
+        np.testing.assert_allclose(forced.entropy.numpy(), entropy, rtol=1e-5)
+    # Arbitrary valid arcs (not sampled) have a finite log-probability.
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        arc = random_arc(5, rng).to_list()
+        assert np.isfinite(controller.log_prob_of(arc).log_prob.numpy())
+    # The op distributions are distributions; the normal cell's carry b_soft_no_learn.
+    probs = controller.op_probabilities(arcs[0]).numpy()
+    assert probs.shape == (20, 5)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+    with pytest.raises(ArcError):
+        controller.log_prob_of(np.zeros(39, np.int32))
+    bad = arcs[0].copy()
+    bad[0] = 2  # node 0 may only take inputs 0 and 1
+    with pytest.raises(ArcError):
+        controller.log_prob_of(bad)
+
+
+def test_micro_controller_is_a_normalised_distribution_matching_its_sampler():
+    """B=1, 2 ops: 256 arcs; exp(log_prob_of) sums to 1 and matches the sampled marginals."""
+    controller = MicroController(num_nodes=1, num_ops=2, lstm_size=16, tanh_constant=None,
+                                 seed=5)
+    limits = allowed_choices(1, 2)
+    all_arcs = np.array(list(itertools.product(*[range(v) for v in limits])), np.int32)
+    assert len(all_arcs) == 256
+    probs = np.array([np.exp(controller.log_prob_of(a).log_prob.numpy()) for a in all_arcs])
+    np.testing.assert_allclose(probs.sum(), 1.0, rtol=1e-4)
+    arcs, log_probs, _ = sample_many(controller, 1000)
+    for k in range(8):  # marginal of each decision: exact vs. empirical (binomial, 4.5 sigma)
+        exact = probs[all_arcs[:, k] == 1].sum()
+        empirical = np.mean(arcs[:, k] == 1)
+        assert abs(exact - empirical) < 4.5 * np.sqrt(exact * (1 - exact) / 1000) + 1e-3, k
+    # Mean sampled log-prob ~ -H (exact entropy of the whole distribution).
+    exact_neg_entropy = float(np.sum(probs * np.log(probs)))
+    assert abs(np.mean(log_probs) - exact_neg_entropy) < 0.1
+
+
+def test_random_controller_log_prob_is_the_uniform_value():
+    for num_nodes, num_ops in [(3, 5), (5, 5), (2, 3)]:
+        controller = RandomController(num_nodes, num_ops, seed=1)
+        analytic = -4 * sum(np.log(j + 2) + np.log(num_ops) for j in range(num_nodes))
+        sample = controller.sample()
+        assert sample.arc.shape == (8 * num_nodes,)
+        np.testing.assert_allclose(sample.log_prob.numpy(), analytic, rtol=1e-6)
+        np.testing.assert_allclose(sample.entropy.numpy(), -analytic, rtol=1e-6)
+        forced = controller.log_prob_of(sample.arc)
+        np.testing.assert_allclose(forced.log_prob.numpy(), analytic, rtol=1e-6)
+    assert not RandomController(3).learns and MicroController(3).learns
+    with pytest.raises(ConfigError):
+        ReinforceTrainer(RandomController(3), op_reward)
+    with pytest.raises(ConfigError):
+        MicroController(num_nodes=0)
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """A B=3 MicroController trained 50 steps on the toy op reward."""
+    controller = MicroController(num_nodes=3, seed=0)
+    mean_op_probability = mean_op_probability_fn(controller, 100, REWARDED_OP)
+    before = float(mean_op_probability())
+    trainer = ReinforceTrainer(controller, op_reward, learning_rate=0.03, num_aggregate=4,
+                               baseline_decay=0.9)
+    history = [trainer.train_step() for _ in range(50)]
+    history = {k: np.array([h[k].numpy() for h in history]) for k in history[0]}
+    after = float(mean_op_probability())
+    return controller, trainer, before, after, history
+
+
+def test_reinforce_raises_probability_of_rewarded_op(trained):
+    controller, trainer, before, after, history = trained
+    # Initially ~0.14 (b_soft = [10, 10, 0, 0, 0]); the tanh squashing caps it near 0.23.
+    assert 0.12 < before < 0.17
+    assert after > before + 0.03, (before, after)
+    for key in ("loss", "entropy", "grad_norm", "accuracy", "baseline", "reward"):
+        assert history[key].shape == (50,) and np.all(np.isfinite(history[key])), key
+    assert history["arc"].shape == (50, 24)
+    assert history["accuracy"][-15:].mean() > history["accuracy"][:15].mean()
+    # The baseline (from 0) tracks the rewards.
+    assert history["baseline"][0] < 0.1
+    assert abs(history["baseline"][-10:].mean() - history["reward"][-20:].mean()) < 0.05
+    assert int(trainer.step.numpy()) == 50
+    assert int(trainer.optimizer.iterations.numpy()) == 50
+
+
+def test_train_step_traced_once(trained):
+    _, trainer, *_ = trained
+    for _ in range(3):
+        trainer.train_step()
+    assert trainer.trace_count == 1
+
+
+def test_same_seed_same_arcs_and_checkpoint_continues_sequence(tmp_path):
+    a, b = MicroController(num_nodes=3, seed=7), MicroController(num_nodes=3, seed=7)
+    arcs_a = [a.sample().arc.numpy() for _ in range(4)]
+    arcs_b = [b.sample().arc.numpy() for _ in range(4)]
+    np.testing.assert_array_equal(arcs_a, arcs_b)
+    other = MicroController(num_nodes=3, seed=8)
+    assert not np.array_equal(arcs_a, [other.sample().arc.numpy() for _ in range(4)])
+
+    for controller, make in ((a, lambda seed: MicroController(num_nodes=3, seed=seed)),
+                             (RandomController(3, seed=7),
+                              lambda seed: RandomController(3, seed=seed))):
+        for _ in range(3):
+            controller.sample()
+        path = tf.train.Checkpoint(controller=controller).save(str(tmp_path / "c"))
+        expected = [controller.sample().arc.numpy() for _ in range(3)]
+        fresh = make(99)
+        tf.train.Checkpoint(controller=fresh).restore(path).assert_consumed()
+        np.testing.assert_array_equal([fresh.sample().arc.numpy() for _ in range(3)], expected)
+
+
+def test_checkpoint_restores_trainer_state(trained, tmp_path):
+    controller, trainer, *_ = trained
+    path = tf.train.Checkpoint(controller=controller, trainer=trainer).save(
+        str(tmp_path / "t"))
+    expected = trainer.train_step()
+    expected_vars = [v.numpy() for v in controller.trainable_variables]
+
+    fresh = MicroController(num_nodes=3, seed=123)
+    fresh_trainer = ReinforceTrainer(fresh, op_reward, learning_rate=0.03, num_aggregate=4,
+                                     baseline_decay=0.9)
+    status = tf.train.Checkpoint(controller=fresh, trainer=fresh_trainer).restore(path)
+    status.assert_existing_objects_matched()
+    assert int(fresh_trainer.step.numpy()) == int(trainer.step.numpy()) - 1
+    got = fresh_trainer.train_step()
+    np.testing.assert_array_equal(got["arc"].numpy(), expected["arc"].numpy())
+    for key in ("loss", "baseline", "reward", "grad_norm"):
+        np.testing.assert_allclose(got[key].numpy(), expected[key].numpy(), rtol=1e-5,
+                                   atol=1e-7)
+    for v, e in zip(fresh.trainable_variables, expected_vars):
+        np.testing.assert_allclose(v.numpy(), e, rtol=1e-5, atol=1e-7)
+    assert int(fresh_trainer.optimizer.iterations.numpy()) == \
+        int(trainer.optimizer.iterations.numpy())
