@@ -25,7 +25,7 @@ from enas import micro_ops
 from enas.arc import NUM_OPS, Cell
 from enas.common_ops import SharedLayers, create_weight
 from enas.precision import Precision
-from quantize.base import WeightClip
+from quantize.base import latent_clip_constraint
 
 IDENTITY_OP = 4
 SLOTS = ("x", "y")
@@ -64,10 +64,9 @@ class CellCombine(micro_ops.OpLayer):
 
     def build(self, input_shape):
         rows = self.num_ids if self.fixed_unused is None else len(self.fixed_unused)
-        clip = getattr(self.kernel_quantizer, "latent_clip", None)
         self.kernel = create_weight(
             self, "kernel", (rows, self.filters, self.filters), initializer="he_normal",
-            constraint=None if clip is None else WeightClip(clip),
+            constraint=latent_clip_constraint(self.kernel_quantizer),
         )
         self.bn.build(tuple(input_shape[0][:-1]) + (self.filters,))
 

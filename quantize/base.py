@@ -63,8 +63,10 @@ class Quantizer:
     Subclasses implement :meth:`call` and :meth:`get_config`, and set:
 
     * ``precision``: bits needed to store one quantized value (1 binary, 2 ternary, k for k-bit).
-    * ``latent_clip``: the range ``[-c, c]`` latent float weights are clipped to after each
-      optimizer update when this quantizer is a kernel quantizer (``None``: no clipping).
+    * ``latent_clip``: the range ``c`` (meaning ``[-c, c]``) or ``(low, high)`` latent float
+      weights are clipped to after each optimizer update when this quantizer is a kernel
+      quantizer (``None``: no clipping). It must lie inside the STE's pass-through range, or
+      weights at its edge would never receive a gradient again.
     * ``kernel_initializer``: preferred initializer of latent weights (``None``: layer default).
     """
 
@@ -98,22 +100,39 @@ class Quantizer:
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
 class WeightClip(keras.constraints.Constraint):
-    """Clip latent weights to ``[-clip_value, clip_value]`` after every optimizer update.
+    """Clip latent weights to ``[min_value, clip_value]`` after every optimizer update
+    (``min_value`` defaults to ``-clip_value``).
 
     Without it, weights under a sign/ternary quantizer drift far outside the range where the STE
     passes gradient and can no longer flip ("starved" weights).
     """
 
-    def __init__(self, clip_value=1.0):
+    def __init__(self, clip_value=1.0, min_value=None):
         if not clip_value > 0:
             raise ValueError(f"WeightClip needs clip_value > 0, got clip_value={clip_value!r}")
+        if min_value is not None and not min_value < 0:
+            raise ValueError(f"WeightClip needs min_value < 0, got min_value={min_value!r}")
         self.clip_value = float(clip_value)
+        self.min_value = -self.clip_value if min_value is None else float(min_value)
 
     def __call__(self, w):
-        return keras.ops.clip(w, -self.clip_value, self.clip_value)
+        return keras.ops.clip(w, self.min_value, self.clip_value)
 
     def get_config(self):
-        return {"clip_value": self.clip_value}
+        config = {"clip_value": self.clip_value}
+        if self.min_value != -self.clip_value:
+            config["min_value"] = self.min_value
+        return config
+
+
+def latent_clip_constraint(quantizer):
+    """The :class:`WeightClip` matching ``quantizer.latent_clip`` (``c`` or ``(low, high)``), or None."""
+    clip = getattr(quantizer, "latent_clip", None)
+    if not clip:
+        return None
+    if isinstance(clip, (tuple, list)):
+        return WeightClip(clip_value=clip[1], min_value=clip[0])
+    return WeightClip(clip)
 
 
 def _import_all_precisions():

@@ -9,7 +9,7 @@ Each layer takes two quantizers (see :mod:`quantize.base`):
 The float *latent* weights are what the optimizer updates; the quantized values are recomputed
 from them in each forward pass (straight-through gradients reach the latent weights). If the
 kernel quantizer has a ``latent_clip`` and no constraint is given, the latent weights are clipped
-to ``[-latent_clip, latent_clip]`` after every optimizer update (:class:`~quantize.base.WeightClip`).
+to the quantizer's ``latent_clip`` range after every optimizer update (:class:`~quantize.base.WeightClip`).
 With both quantizers ``None`` each layer is exactly its Keras parent.
 
 The precision packages build on these: ``binarize.BinaryConv2D``, ``ternarize.TernaryConv2D``,
@@ -39,9 +39,8 @@ class QuantizedLayerBase:
         input_quantizer = base.get(input_quantizer)
         kernel_quantizer = base.get(kernel_quantizer)
         for _, init_arg, constraint_arg in self._kernel_args:
-            clip = getattr(kernel_quantizer, "latent_clip", None)
-            if clip and kwargs.get(constraint_arg) is None:
-                kwargs[constraint_arg] = base.WeightClip(clip)
+            if kwargs.get(constraint_arg) is None:
+                kwargs[constraint_arg] = base.latent_clip_constraint(kernel_quantizer)
             preferred_init = getattr(kernel_quantizer, "kernel_initializer", None)
             if preferred_init is not None and init_arg not in kwargs:
                 # A fresh copy per kernel: an unseeded Keras initializer instance returns the same

@@ -47,11 +47,12 @@ class SteQuantize(Quantizer):
         bits: bit width, one of 2..8 or 16 (default 4).
     """
 
-    latent_clip = 1.0
-
     def __init__(self, bits=4):
         self.bits = check_bits(bits)
         self.precision = self.bits
+        # Latent weights stay where the STE passes gradient: [-1, 1 - 2**(1-bits)]. A symmetric
+        # [-1, 1] clip would strand weights above the top level with zero gradient forever.
+        self.latent_clip = (-1.0, 1.0 - 2.0 ** (1 - self.bits))
         # Weights use the whole fixed range; Glorot-sized weights would hit only a few levels.
         self.kernel_initializer = keras.initializers.RandomUniform(-1.0, 1.0)
 

@@ -183,7 +183,8 @@ def test_latent_weights_clipped_after_optimizer_step(kind, family, factory, extr
     start = 0.99 if family in ("Binary", "Ternary") else 1.0 - 2.0 ** (1 - bits) - 0.01
     for attr in _kernel_attrs(layer):
         variable = getattr(layer, attr)
-        assert isinstance(variable.constraint, WeightClip) and variable.constraint.clip_value == 1.0
+        assert isinstance(variable.constraint, WeightClip)
+        assert variable.constraint.clip_value == _top_level(family, bits)
         value = np.full(variable.shape, start, np.float32)
         value[..., 1, :] = -start  # second input channel: pushed down
         variable.assign(value)
@@ -196,12 +197,19 @@ def test_latent_weights_clipped_after_optimizer_step(kind, family, factory, extr
     assert all(np.any(g.numpy() != 0) for g in gradients)
     optimizer.apply_gradients(zip(gradients, variables))
     kernel = variables[-1].numpy()  # the kernel that sees x directly for Dense, pointwise otherwise
-    assert np.abs(variables[0].numpy()).max() == 1.0
+    top = _top_level(family, bits)
+    first = variables[0].numpy()
+    assert np.any(first == top) or np.any(first == -1.0)  # the step hit a bound and stopped there
     if kind == "Dense":
-        np.testing.assert_array_equal(kernel[0], 1.0)
+        np.testing.assert_array_equal(kernel[0], _top_level(family, bits))
         np.testing.assert_array_equal(kernel[1], -1.0)
     for variable in variables:
-        assert np.all(np.abs(variable.numpy()) <= 1.0)
+        assert np.all((variable.numpy() >= -1.0) & (variable.numpy() <= top))
+
+
+def _top_level(family, bits):
+    """Upper latent clip: 1 for sign/ternary, the top k-bit level 1 - 2**(1-k) for k-bit."""
+    return 1.0 if family in ("Binary", "Ternary") else 1.0 - 2.0 ** (1 - bits)
 
 
 def test_dense_step_without_clip_leaves_range():
@@ -223,7 +231,8 @@ def test_constraint_default_for_quantized_kernels(kind, family, factory, extra, 
     layer.build(in_shape)
     for attr in _kernel_attrs(layer):
         constraint = getattr(layer, attr).constraint
-        assert isinstance(constraint, WeightClip) and constraint.clip_value == 1.0
+        assert isinstance(constraint, WeightClip)
+        assert (constraint.min_value, constraint.clip_value) == (-1.0, _top_level(family, bits))
     if layer.use_bias:
         assert layer.bias.constraint is None
 
@@ -341,7 +350,8 @@ def test_model_save_and_reload(tmp_path):
             assert after.input_quantizer == before.input_quantizer
             assert after.bits_per_weight == before.bits_per_weight
             for attr in _kernel_attrs(before):
-                assert getattr(after, attr).constraint.get_config() == {"clip_value": 1.0}
+                after_clip = getattr(after, attr).constraint.get_config()
+                assert after_clip == getattr(before, attr).constraint.get_config()
 
 
 def test_sequential_save_and_reload(tmp_path):
