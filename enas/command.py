@@ -1,0 +1,51 @@
+"""A small entry point for the helper scripts (draw_arc.py, plot_curves.py).
+
+:func:`run_command` does what :func:`enas.cli.main` does for the training scripts, for any
+function of the settings: ``--help`` prints the flags, the flags in ``argv`` override ``config``
+(:func:`enas.flags.parse`), and a :class:`~enas.errors.UserError` prints ``error: <message>`` on
+stderr and returns its exit status (2) instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+
+from enas import flags
+from enas.errors import UserError
+
+HELP_FLAGS = ("-h", "--help", "-help", "--helpfull")
+
+
+def help_text(config, flag_help=None, description=None) -> str:
+    """The flags' help; ``flag_help`` gives (or overrides) the help of some flags."""
+    text = flags.help_text(config)
+    for name, help_ in (flag_help or {}).items():
+        text = re.sub(rf"^(  --{re.escape(name)}: ).*?(?=\n    \(default|\Z)",
+                      lambda m, h=help_: m.group(1) + h, text, count=1, flags=re.M | re.S)
+    if description:
+        text = description.strip() + "\n" + text
+    return text
+
+
+def run_command(config, argv, fn, *, flag_help=None, description=None) -> int:
+    """Run ``fn(settings)`` with ``config`` overridden by the flags in ``argv`` (argv[0]: program).
+
+    Returns the exit status: 0 (or ``fn``'s int result), a UserError's status (2) after one
+    ``error: ...`` line on stderr, or 130 on Ctrl-C.
+    """
+    argv = list(sys.argv if argv is None else argv)
+    if any(a in HELP_FLAGS for a in argv[1:]):
+        print(help_text(config, flag_help, description))
+        return 0
+    try:
+        settings = flags.parse(config, argv)
+        result = fn(settings)
+    except UserError as e:
+        message = " ".join(str(e).split())
+        print(f"error: {message}", file=sys.stderr, flush=True)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr, flush=True)
+        return 130
+    return int(result) if isinstance(result, int) and not isinstance(result, bool) else 0
