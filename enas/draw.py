@@ -32,15 +32,16 @@ OUTPUT = "output"  # key of the concat box in CellLayout.boxes
 SCALE = 0.62
 BOX_W, BOX_H = 1.35, 0.62
 OUT_W = 1.2
-COL_DX = 3.7  # between column centres; more where many labelled edges cross the gap
-_GAP_EDGES = 4  # labelled edges a gap of COL_DX holds; each one more widens it by _GAP_PER_EDGE
-_GAP_PER_EDGE = 0.3
+COL_DX = 3.3  # between column centres; more where many labelled edges cross the gap
+_GAP_EDGES = 2  # labelled edges a gap of COL_DX holds; each one more widens it by _GAP_PER_EDGE
+_GAP_PER_EDGE = 0.45
 ROW_DY = 1.3
 LABEL_FONT = 8.5
 BOX_FONT = 10
 DPI = 110
 _LABEL_PAD_PT = 2.0
-_BOX_MARGIN = 0.15
+_BOX_MARGIN = 0.15  # clearance of an edge from the boxes it passes
+_LONG_MARGIN = 0.35  # same, for edges skipping a column: around the boxes, not squeezed between
 _MIN_WIDTH = 12.5  # data units, so the title and the one-row legend fit
 _TITLE_SPACE = 1.1
 _LEGEND_SPACE = 0.8
@@ -133,19 +134,21 @@ def _rect_overlap(a, b):
 _T = np.linspace(0.0, 1.0, 81)
 _RADS = (0.0, 0.15, -0.15, 0.3, -0.3, 0.45, -0.45, 0.6, -0.6, 0.8, -0.8)
 _PAIR_RADS = (0.2, 0.3, 0.45, 0.6, 0.8)
-_LABEL_TS = tuple(sorted(np.round(np.arange(0.12, 0.89, 0.025), 3), key=lambda t: abs(t - 0.52)))
+_LABEL_T0 = 0.6  # preferred label position along an edge (0: source, 1: destination)
+_LABEL_TS = tuple(np.round(np.arange(0.12, 0.89, 0.025), 3))
 
 
 def _route(boxes, src, dst, rads, taken):
     """The first curvature in ``rads`` whose curve avoids the other boxes (else the best one)."""
     a, b = boxes[src], boxes[dst]
     others = [box for key, box in boxes.items() if key not in (src, dst)]
+    margin = _BOX_MARGIN if b.x - a.x < 1.5 * COL_DX else _LONG_MARGIN
     best = None
     for rad in rads:
         pts = _bezier((a.x, a.y), (b.x, b.y), rad, _T)
         inside_ends = a.contains(pts[:, 0], pts[:, 1]) | b.contains(pts[:, 0], pts[:, 1])
         pts = pts[~inside_ends]
-        hits = sum(int(np.count_nonzero(box.contains(pts[:, 0], pts[:, 1], _BOX_MARGIN)))
+        hits = sum(int(np.count_nonzero(box.contains(pts[:, 0], pts[:, 1], margin)))
                    for box in others)
         cost = hits * 10 + (5 if (src, dst, round(rad, 3)) in taken else 0)
         if best is None or cost < best[0]:
@@ -182,7 +185,7 @@ def _place_label(boxes, edge, placed, curves, tips):
                        for px, py, pw, ph in placed)
         crossing = sum(np.count_nonzero((abs(pts[:, 0] - x) <= w / 2) & (abs(pts[:, 1] - y) <= h / 2))
                        for pts in curves)
-        cost = (1000 if overlap > 0 else 0) + 100 * overlap + 0.5 * crossing + 2 * abs(t - 0.52)
+        cost = (1000 if overlap > 0 else 0) + 100 * overlap + 0.5 * crossing + 2 * abs(t - _LABEL_T0)
         if best is None or cost < best[0]:
             best = (cost, (float(x), float(y)))
     placed.append((*best[1], w, h))

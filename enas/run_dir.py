@@ -116,7 +116,7 @@ class Checkpoints:
             return None
         try:
             self.checkpoint.restore(path).assert_existing_objects_matched()
-        except (tf.errors.OpError, AssertionError, ValueError) as e:
+        except Exception as e:  # noqa: BLE001 - any failure to read it is the same user-facing problem
             reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else e.__class__.__name__
             raise CheckpointError(
                 f"cannot restore checkpoint {path} ({reason}); pass --reset_output_dir to start over "

@@ -1,0 +1,151 @@
+"""The micro child: fixed mode builds only the chosen ops, search mode shares one layer per
+(layer, node, slot, op) across all architectures, and one compiled step serves every arc."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from enas.arc import parse_arc, random_arc
+from enas.child_trainer import ChildTrainer, make_optimizer
+from enas.common_ops import SharedLayers, create_weight
+from enas.errors import ConfigError
+from enas.micro_cell import op_key
+from enas.micro_child import ChildConfig, MicroChild, default_reduction_layers
+from enas.precision import Precision, PrecisionPolicy
+
+B = 2
+SMALL = dict(num_layers=1, num_nodes=B, out_filters=4)
+ARC_A = "0 0 1 2 2 3 0 4 1 1 0 3 2 4 0 0"   # normal node 0 uses x = input 0 with op 0 (sep 3x3)
+ARC_B = "0 0 0 3 1 4 2 1 0 2 1 1 0 0 2 3"   # shares normal node0/x/op0 with ARC_A
+
+
+def images(n=8, seed=0):
+    return tf.constant(np.random.default_rng(seed).normal(size=(n, 28, 28, 1)).astype("float32"))
+
+
+def arc_tensor(text):
+    return tf.constant(parse_arc(text).to_list(), tf.int32)
+
+
+def test_reduction_layers_follow_enas():
+    assert default_reduction_layers(6) == (2, 5)
+    assert default_reduction_layers(15) == (5, 11)
+    assert ChildConfig(num_layers=2).reduction_layers == (0, 1)
+
+
+def test_fixed_child_builds_only_chosen_ops():
+    arc = parse_arc(ARC_A)
+    model = MicroChild(ChildConfig(**SMALL), fixed_arc=arc).build_for((28, 28, 1))
+    assert model(images(), training=False).shape == (8, 10)
+    for layer_id, cell in enumerate(model.cells):
+        cell_arc = arc.reduce if layer_id in model.config.reduction_layers else arc.normal
+        expected = {op_key(n, s, o) for n, s, o in cell_arc.used_ops()}
+        assert set(cell.ops_bank.keys()) == expected
+    search = MicroChild(ChildConfig(**SMALL)).build_for((28, 28, 1))
+    assert model.count_params_used() < search.count_params_used()
+
+
+def test_search_child_one_trace_for_every_arc_and_only_shared_variables():
+    model = MicroChild(ChildConfig(**SMALL)).build_for((28, 28, 1))
+    trainer = ChildTrainer(model, make_optimizer("sgd", 0.1), 8, search_mode=True)
+    variable_ids = {id(v) for v in model.variables}
+    rng = np.random.default_rng(0)
+    x, y = images(), tf.constant(np.arange(8) % 10, tf.int32)
+    outputs = set()
+    for _ in range(4):
+        arc = tf.constant(random_arc(B, rng).to_list(), tf.int32)
+        out = trainer.train_step(x, y, arc)
+        assert np.isfinite(float(out["loss"]))
+        outputs.add(round(float(out["loss"]), 5))
+    assert trainer.trace_count == 1
+    assert {id(v) for v in model.variables} == variable_ids  # nothing created anew
+    assert len(outputs) > 1
+
+
+def test_weight_sharing_between_architectures():
+    """ARC_A and ARC_B place sep-conv-3x3 at normal-cell node 0, slot x: they read the same
+    variables; a step on ARC_A changes them (and so what ARC_B computes), while an op only ARC_B
+    uses is left untouched by plain SGD."""
+    keras.utils.set_random_seed(1)
+    model = MicroChild(ChildConfig(**SMALL)).build_for((28, 28, 1))
+    normal_cell = model.cells[-1]  # layer 2 of 3 is normal (reductions at 0 and 1)
+    assert 2 not in model.config.reduction_layers
+    shared = normal_cell.ops_bank[op_key(0, 0, 0)]
+    only_b = normal_cell.ops_bank[op_key(1, 1, 1)]  # ARC_B normal node 1, slot y, sep 5x5
+    assert 1 not in {o for n, s, o in parse_arc(ARC_A).normal.used_ops() if (n, s) == (1, 1)}
+    trainer = ChildTrainer(model, make_optimizer("sgd", 0.5), 8, search_mode=True)
+    x, y = images(), tf.constant(np.arange(8) % 10, tf.int32)
+    before_b = model(x, arc=arc_tensor(ARC_B), training=True).numpy()
+    shared_before = [w.numpy().copy() for w in shared.trainable_weights]
+    only_b_before = [w.numpy().copy() for w in only_b.trainable_weights]
+    trainer.train_step(x, y, arc_tensor(ARC_A))
+    assert any(not np.array_equal(w.numpy(), b) for w, b in zip(shared.trainable_weights, shared_before))
+    assert all(np.array_equal(w.numpy(), b) for w, b in zip(only_b.trainable_weights, only_b_before))
+    after_b = model(x, arc=arc_tensor(ARC_B), training=True).numpy()
+    assert not np.allclose(before_b, after_b)
+
+
+def test_shared_layers_and_create_weight_get_or_create():
+    bank = SharedLayers()
+    first = bank.get_or_create("node0/x/op0", lambda: keras.layers.Dense(2))
+    assert bank.get_or_create("node0/x/op0", lambda: pytest.fail("made twice")) is first
+    owner = keras.layers.Layer()
+    w = create_weight(owner, "w", (3, 3))
+    assert create_weight(owner, "w", (3, 3)) is w and len(owner.weights) == 1
+    with pytest.raises(ValueError, match="exists with shape"):
+        create_weight(owner, "w", (2, 3))
+
+
+@pytest.mark.parametrize("precision", ["binary", "ternary", "quantized:4", "float"])
+def test_precision_reaches_every_conv(precision):
+    policy = PrecisionPolicy.from_flags(precision, overrides="layer_0=quantized:2")
+    model = MicroChild(ChildConfig(**SMALL, policy=policy), fixed_arc=ARC_A).build_for((28, 28, 1))
+    assert model.stem.kernel_quantizer is None and model.classifier.kernel_quantizer is None
+    expected_bits = {"binary": 1, "ternary": 2, "quantized:4": 4, "float": 32}[precision]
+    convs = {layer.name: layer for layer in model._flatten_layers() if hasattr(layer, "bits_per_weight")}
+    layer_bits = {}
+    for cell_id, cell in enumerate(model.cells):
+        for sub in cell._flatten_layers():
+            if hasattr(sub, "bits_per_weight"):
+                layer_bits.setdefault(cell_id, set()).add(sub.bits_per_weight)
+    assert layer_bits[0] == {2}
+    assert all(bits == {expected_bits} for cell_id, bits in layer_bits.items() if cell_id > 0)
+    assert convs
+
+
+def test_quantize_stem_and_classifier_flags():
+    policy = PrecisionPolicy.from_flags("binary", quantize_stem=True, quantize_classifier=True)
+    model = MicroChild(ChildConfig(**SMALL, policy=policy), fixed_arc=ARC_A).build_for((28, 28, 1))
+    assert model.stem.bits_per_weight == 1 and model.stem.input_quantizer is None
+    assert model.classifier.bits_per_weight == 1
+
+
+def test_original_mix_preset():
+    policy = PrecisionPolicy.from_flags("ternary", overrides="original")
+    assert policy.for_part("stem") == Precision("quantized", 4)
+    assert policy.for_part("layer_0") == Precision("quantized", 4)
+    assert policy.for_part("layer_1") == Precision("ternary")
+    assert policy.for_part("classifier") == Precision("float")
+
+
+@pytest.mark.parametrize("kwargs,fragment", [
+    (dict(num_nodes=0), "num_nodes"),
+    (dict(keep_prob=0.0), "keep_prob"),
+    (dict(num_layers=2, reduction_layers=(7,)), "out of range"),
+])
+def test_child_config_validation(kwargs, fragment):
+    with pytest.raises(ConfigError, match=fragment):
+        ChildConfig(**kwargs)
+
+
+def test_aux_head_and_drop_path_in_training_only():
+    config = ChildConfig(num_layers=3, num_nodes=B, out_filters=4, use_aux_heads=True,
+                         drop_path_keep_prob=0.5)
+    model = MicroChild(config, fixed_arc=ARC_A).build_for((28, 28, 1))
+    logits, aux = model(images(), training=True, return_aux=True)
+    assert aux.shape == (8, 10)
+    _, aux_eval = model(images(), training=False, return_aux=True)
+    assert aux_eval is None
+    x = images()
+    np.testing.assert_allclose(model(x, training=False), model(x, training=False))
