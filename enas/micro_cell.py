@@ -60,7 +60,7 @@ class CellCombine(micro_ops.OpLayer):
         self.fixed_unused = None if fixed_unused is None else tuple(fixed_unused)
         self.activation = self.precision.activation()
         self.kernel_quantizer = self.precision.kernel_quantizer()
-        self.bn = micro_ops.batch_norm()
+        self.bn = micro_ops.batch_norm(batch_stats=self.batch_stats)
 
     def build(self, input_shape):
         rows = self.num_ids if self.fixed_unused is None else len(self.fixed_unused)

@@ -100,7 +100,7 @@ class MicroChild(keras.Model):
             kernel_initializer="he_normal", kernel_quantizer=stem_precision.kernel_quantizer(),
             name="stem_conv",
         )
-        self.stem_bn = micro_ops.batch_norm(name="stem_bn")
+        self.stem_bn = micro_ops.batch_norm(name="stem_bn", batch_stats=self.search_mode)
         self.reducers, self.cells = [], []
         filters = config.out_filters
         num_total = config.num_layers + 2

@@ -30,10 +30,12 @@ class BatchNorm(keras.layers.Layer):
     hundreds of them. Input and output ``(batch, H, W, C)`` (or ``(batch, C)``).
     """
 
-    def __init__(self, momentum=BN_MOMENTUM, epsilon=BN_EPSILON, **kwargs):
+    def __init__(self, momentum=BN_MOMENTUM, epsilon=BN_EPSILON, track_moving_stats=True, **kwargs):
         super().__init__(**kwargs)
         self.momentum = momentum
         self.epsilon = epsilon
+        # False in search mode: batch statistics are always used, so skip the update ops.
+        self.track_moving_stats = track_moving_stats
 
     def build(self, input_shape):
         channels = (input_shape[-1],)
@@ -50,9 +52,10 @@ class BatchNorm(keras.layers.Layer):
         if training:
             y, mean, variance = tf.compat.v1.nn.fused_batch_norm(
                 x4, self.gamma, self.beta, epsilon=self.epsilon, is_training=True)
-            decay = 1.0 - self.momentum
-            self.moving_mean.assign_sub(decay * (self.moving_mean - mean))
-            self.moving_variance.assign_sub(decay * (self.moving_variance - variance))
+            if self.track_moving_stats:
+                decay = 1.0 - self.momentum
+                self.moving_mean.assign_sub(decay * (self.moving_mean - mean))
+                self.moving_variance.assign_sub(decay * (self.moving_variance - variance))
         else:
             y, _, _ = tf.compat.v1.nn.fused_batch_norm(
                 x4, self.gamma, self.beta, mean=self.moving_mean, variance=self.moving_variance,
@@ -63,11 +66,13 @@ class BatchNorm(keras.layers.Layer):
         return tuple(input_shape)
 
     def get_config(self):
-        return {**super().get_config(), "momentum": self.momentum, "epsilon": self.epsilon}
+        return {**super().get_config(), "momentum": self.momentum, "epsilon": self.epsilon,
+                "track_moving_stats": self.track_moving_stats}
 
 
-def batch_norm(name=None):
-    return BatchNorm(name=name)
+def batch_norm(name=None, batch_stats=False):
+    """ENAS batch norm; ``batch_stats=True`` (search mode) skips the moving statistics."""
+    return BatchNorm(name=name, track_moving_stats=not batch_stats)
 
 
 class OpLayer(keras.layers.Layer):
@@ -98,7 +103,7 @@ class ConvBN(OpLayer):
             kernel_quantizer=self.precision.kernel_quantizer(),
             input_quantizer=self.precision.activation() if activate else None,
         )
-        self.bn = batch_norm()
+        self.bn = batch_norm(batch_stats=self.batch_stats)
 
     def build(self, input_shape):
         self.conv.build(input_shape)
@@ -124,7 +129,7 @@ class SepConv(OpLayer):
                 kernel_quantizer=self.precision.kernel_quantizer(),
                 input_quantizer=self.precision.activation(), name=f"sep_conv_{i}",
             )
-            self.stack.append((conv, batch_norm(name=f"bn_{i}")))
+            self.stack.append((conv, batch_norm(name=f"bn_{i}", batch_stats=self.batch_stats)))
 
     def build(self, input_shape):
         for conv, bn in self.stack:
@@ -185,7 +190,7 @@ class FactorizedReduce(OpLayer):
                         kernel_quantizer=self.precision.kernel_quantizer(), name=f"path_{i}")
             for i, f in enumerate(halves)
         ]
-        self.bn = batch_norm()
+        self.bn = batch_norm(batch_stats=self.batch_stats)
 
     def build(self, input_shape):
         for conv in self.paths:

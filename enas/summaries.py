@@ -20,11 +20,10 @@ than once, the value written last.
 
 from __future__ import annotations
 
+import functools
 import glob
 import os
 import time
-
-import tensorflow as tf
 
 SUBDIR = "tensorboard"
 
@@ -36,8 +35,11 @@ SEARCH_TAGS = TRAIN_TAGS + (
     "search/sampled_val_acc_best")
 
 
+@functools.lru_cache(maxsize=1)
 def _scalar_metadata():
     """What ``tf.summary.scalar`` attaches; written directly, TensorBoard need not be installed."""
+    import tensorflow as tf
+
     return tf.compat.v1.SummaryMetadata(
         plugin_data=tf.compat.v1.SummaryMetadata.PluginData(plugin_name="scalars"))
 
@@ -61,6 +63,8 @@ class RunSummaries:
         self._closed = False
         self._last_flush = time.monotonic()
         if output_dir is not None:
+            import tensorflow as tf
+
             logdir = tensorboard_dir(output_dir)
             os.makedirs(logdir, exist_ok=True)
             self._writer = tf.summary.create_file_writer(logdir)
@@ -75,6 +79,8 @@ class RunSummaries:
             return
         if self._closed:
             raise RuntimeError("RunSummaries.scalars() called after close()")
+        import tensorflow as tf
+
         step = int(step)
         with self._writer.as_default():
             for tag, value in values.items():
@@ -110,6 +116,8 @@ def _event_files(logdir: str) -> list[str]:
 
 def _read_events(path: str):
     """The events of one file, in file order; stops quietly at a truncated or corrupt record."""
+    import tensorflow as tf
+
     try:
         for record in tf.data.TFRecordDataset(path):
             yield tf.compat.v1.Event.FromString(record.numpy())
@@ -118,6 +126,8 @@ def _read_events(path: str):
 
 
 def _scalar_value(value) -> float | None:
+    import tensorflow as tf
+
     if value.HasField("simple_value"):
         return float(value.simple_value)
     plugin = value.metadata.plugin_data.plugin_name
@@ -139,8 +149,11 @@ def read_scalars(output_dir: str) -> dict[str, list[tuple[int, float]]]:
     Returns ``{}`` if there is no such folder or no scalar in it.
     """
     logdir = tensorboard_dir(output_dir)
+    paths = _event_files(logdir)
+    if not paths:
+        return {}  # without importing TensorFlow
     files = []
-    for path in _event_files(logdir):
+    for path in paths:
         events = list(_read_events(path))
         start = events[0].wall_time if events else os.path.getmtime(path)
         files.append((start, os.path.basename(path), events))

@@ -5,107 +5,17 @@ loads the data, builds the fixed child, trains with per-epoch checkpoints (resum
 from the last one), evaluates each ``eval_every_epochs`` and prints the original log format.
 """
 
-import math
 import time
 
 import keras
-import numpy as np
 
-from enas import data_utils, log_format, run_dir
+from enas import run_dir
 from enas.arc import parse_arc
-from enas.child_trainer import ChildTrainer, learning_rate_schedule, make_optimizer
-from enas.errors import ConfigError, UserError
-from enas.micro_child import ChildConfig, MicroChild
-from enas.precision import PrecisionPolicy
+from enas.micro_child import MicroChild
+from enas.runner import (EpochRunner, TrainingDiverged, check_finite, check_positive, child_config,
+                         load_data, make_child_trainer, run_identity, step_of)
 
-
-class TrainingDiverged(UserError):
-    """The loss became NaN or infinite."""
-
-    exit_code = 3
-
-
-def child_config(s):
-    """:class:`ChildConfig` from settings (``child_*`` keys)."""
-    policy = PrecisionPolicy.from_flags(
-        s["child_quantization"], s["child_bits"], s["child_quantize_stem"],
-        s["child_quantize_classifier"], s["child_precision_overrides"],
-    )
-    return ChildConfig(
-        num_layers=s["child_num_layers"], num_nodes=s["child_num_cells"],
-        out_filters=s["child_out_filters"], keep_prob=s["child_keep_prob"],
-        drop_path_keep_prob=s["child_drop_path_keep_prob"],
-        use_aux_heads=s["child_use_aux_heads"], policy=policy,
-    )
-
-
-def load_data(s, dataset):
-    return data_utils.load_dataset(
-        dataset, s["data_path"], num_valid=s["num_valid"],
-        max_train=s.get("max_train_examples") or None, max_test=s.get("max_test_examples") or None,
-    )
-
-
-def check_positive(s, *names):
-    for name in names:
-        if s[name] < 1:
-            raise ConfigError(f"--{name} must be >= 1, got {s[name]}")
-
-
-def run_identity(s, dataset, arc, config):
-    """The settings a checkpoint depends on (a mismatch refuses to resume)."""
-    return {
-        "dataset": dataset, "arc": str(arc) if arc is not None else None,
-        "precision": config.policy.describe(), "num_layers": config.num_layers,
-        "num_cells": config.num_nodes, "out_filters": config.out_filters,
-        "use_aux_heads": config.use_aux_heads, "optimizer": s["child_optimizer"],
-    }
-
-
-class EpochRunner:
-    """Shared by fixed training and search: data pipelines per epoch, step logging, eval."""
-
-    def __init__(self, s, data, trainer, log):
-        self.s, self.data, self.trainer, self.log = s, data, trainer, log
-        self.start = time.time()
-        self.steps_per_epoch = max(len(data.x_train) // s["batch_size"], 1)
-
-    def train_dataset(self, epoch):
-        # Seeded per epoch, so a run resumed at an epoch boundary sees the same batches.
-        return data_utils.make_dataset(
-            self.data.x_train, self.data.y_train, self.s["batch_size"], training=True,
-            augment=self.s.get("child_augment", False), cutout_size=self.s.get("child_cutout_size") or None,
-            seed=self.s["seed"] * 1000 + epoch,
-        )
-
-    def eval_dataset(self, split):
-        x, y = (self.data.x_valid, self.data.y_valid) if split == "valid" else (self.data.x_test, self.data.y_test)
-        return data_utils.make_dataset(x, y, self.s["eval_batch_size"], training=False)
-
-    def log_step(self, epoch, step, out, batch_size):
-        self.log(log_format.child_step(
-            epoch, step, float(out["loss"]), self.trainer.learning_rate(),
-            float(out["grad_norm"]), int(out["correct"]), batch_size, (time.time() - self.start) / 60,
-        ))
-
-    def evaluate(self, step, splits, arc=None):
-        accuracies = {}
-        for split in splits:
-            if split == "valid" and len(self.data.x_valid) == 0:
-                continue
-            correct, total = self.trainer.evaluate(self.eval_dataset(split), arc)
-            self.log("\n".join(log_format.eval_block(step, split, correct, total)))
-            accuracies[split] = correct / max(total, 1)
-        return accuracies
-
-
-def check_finite(value, epoch, step, checkpoints):
-    if not math.isfinite(value):
-        last = checkpoints.manager.latest_checkpoint or "none yet"
-        raise TrainingDiverged(
-            f"loss became {value} at epoch {epoch}, step {step}; stopped. Last good checkpoint: {last}. "
-            "Lower --child_lr_max or set --child_grad_bound, then rerun to resume from it"
-        )
+__all__ = ["run", "TrainingDiverged"]
 
 
 def run(s, dataset, log=None):
@@ -119,13 +29,7 @@ def run(s, dataset, log=None):
     keras.utils.set_random_seed(s["seed"])
 
     model = MicroChild(config, fixed_arc=arc).build_for(data.image_shape)
-    steps_per_epoch = max(len(data.x_train) // s["batch_size"], 1)
-    schedule = learning_rate_schedule(
-        s["child_lr_max"], s["child_lr_min"], steps_per_epoch, s["child_lr_T_0"],
-        s["child_lr_T_mul"], s["child_lr_cosine"],
-    )
-    trainer = ChildTrainer(model, make_optimizer(s["child_optimizer"], schedule), s["batch_size"],
-                           l2_reg=s["child_l2_reg"], grad_bound=s["child_grad_bound"])
+    trainer = make_child_trainer(s, model, len(data.x_train), search_mode=False)
     epoch_var = keras.Variable(0, dtype="int64", trainable=False, name="epoch")
     checkpoints = run_dir.Checkpoints(s["output_dir"], model=model, optimizer=trainer.optimizer,
                                       epoch=epoch_var)
@@ -167,7 +71,3 @@ def run(s, dataset, log=None):
     log(f"Parameters: {model.count_params_used()}")
     log("-" * 80)
     return {"arc": arc, "model": model, "accuracies": accuracies, "epochs": int(epoch_var.numpy())}
-
-
-def step_of(trainer):
-    return int(trainer.optimizer.iterations.numpy())
