@@ -1,0 +1,137 @@
+"""Architecture search end to end on a tiny config: the original log format, arcs.jsonl and
+best_arc.txt, printed arcs accepted by train_arc_mnist.py, determinism with a seed, and
+resume after SIGKILL continuing exactly as an uninterrupted run."""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from enas import cli
+from enas.arc import parse_arc
+from tests.conftest import REPO, argv_from
+
+import search_arc_mnist
+import train_arc_mnist
+
+SEARCH_TINY = dict(
+    max_train_examples=900, max_test_examples=200, num_valid=200, batch_size=32,
+    eval_batch_size=100, num_epochs=2, log_every=5, seed=5, num_sampled_arcs=3,
+    child_num_layers=0, child_num_cells=2, child_out_filters=4,
+    controller_train_steps=5, controller_num_aggregate=2, controller_lstm_size=16,
+)
+CTRL_LINE = re.compile(
+    r"^ctrl_step = \d+\s+loss = -?\d+\.\d{3}\s+ent = \d+\.\d{2}\s+lr = \d\.\d{4}\s+\|g\| = \d+\.\d{4}\s+"
+    r"acc = \d\.\d{4}\s+bl = -?\d+\.\d{2}\s+mins = \d+\.\d{2}$"
+)
+CELL_LINE = re.compile(r"^\[(\d+ )*\d+\]$")
+
+
+@pytest.fixture(scope="module")
+def search_config(tmp_path_factory, mnist_path):
+    return {**search_arc_mnist.CONFIG, **SEARCH_TINY, "data_path": mnist_path,
+            "output_dir": str(tmp_path_factory.mktemp("search") / "run")}
+
+
+def search(config, capsys=None):
+    if capsys is None:  # module fixture: capture by hand
+        import contextlib
+        import io
+
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = cli.main(search_arc_mnist.CONFIG, "mnist", "search", argv_from(config, "search"))
+        return code, out.getvalue(), err.getvalue()
+    code = cli.main(search_arc_mnist.CONFIG, "mnist", "search", argv_from(config, "search"))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(search_config):
+    """One uninterrupted tiny search (in-process), shared by the tests below."""
+    return search(search_config)
+
+
+def test_search_prints_original_format_and_records_arcs(search_config, uninterrupted, capsys,
+                                                       tmp_path):
+    code, out, err = uninterrupted
+    assert code == 0, err
+    lines = out.splitlines()
+    assert any(line.startswith("epoch = 0") for line in lines)
+    assert "Epoch 1: Training controller" in lines and "Epoch 2: Training controller" in lines
+    ctrl = [line for line in lines if line.startswith("ctrl_step")]
+    assert ctrl and all(CTRL_LINE.match(line) for line in ctrl), ctrl
+    assert lines.count("Here are 3 architectures") == 2
+    blocks = [i for i, line in enumerate(lines) if line.startswith("val_acc = ")]
+    assert len(blocks) == 6
+    for i in blocks:
+        assert CELL_LINE.match(lines[i - 2]) and CELL_LINE.match(lines[i - 1])
+        assert re.match(r"^val_acc = \d\.\d{4}$", lines[i])
+        assert lines[i + 1].startswith("arc = ") and lines[i + 2] == "-" * 80
+        normal, reduce = (list(map(int, lines[i - k][1:-1].split())) for k in (2, 1))
+        assert parse_arc(lines[i + 1][6:], 2).to_list() == normal + reduce
+    for expected in ("Epoch 2: Eval", "Valid Num examples:  200", "Test Num examples:  200"):
+        assert expected in lines
+    out_dir = Path(search_config["output_dir"])
+    records = [json.loads(line) for line in (out_dir / "arcs.jsonl").read_text().splitlines()]
+    assert len(records) == 6 and {r["epoch"] for r in records} == {1, 2}
+    best_arc, best_json = (out_dir / "best_arc.txt").read_text().splitlines()
+    assert json.loads(best_json)["val_acc"] == max(r["val_acc"] for r in records)
+
+    # The best arc trains with the fixed-arc script, as printed.
+    train = {**train_arc_mnist.CONFIG, **{k: search_config[k] for k in (
+        "data_path", "max_train_examples", "max_test_examples", "num_valid", "batch_size",
+        "child_num_cells", "child_out_filters")}, "child_num_layers": 0, "num_epochs": 1,
+        "child_use_aux_heads": False, "output_dir": str(tmp_path / "train")}
+    code = cli.main(train_arc_mnist.CONFIG, "mnist", "train",
+                    argv_from(train, "train") + ["-fixed_arc", best_arc])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert f"Training architecture: {best_arc}" in out
+
+
+def test_random_controller_same_loop(search_config, capsys, tmp_path):
+    config = {**search_config, "controller_type": "random", "num_epochs": 1,
+              "max_train_examples": 400, "output_dir": str(tmp_path / "random")}
+    code, out, err = search(config, capsys)
+    assert code == 0, err
+    assert "Training controller" not in out and "Here are 3 architectures" in out
+
+
+def _run_script(config, **popen):
+    command = [sys.executable, str(REPO / "search_arc_mnist.py")] + argv_from(config)[1:]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return command, env
+
+
+def test_seeded_search_is_deterministic_and_resumes_after_kill(search_config, uninterrupted,
+                                                               tmp_path):
+    """Run A: the uninterrupted search. Run B: same seed, SIGKILLed during epoch 2, then rerun.
+    B resumes at epoch 1 and both record the same sampled architectures."""
+    assert uninterrupted[0] == 0
+    config_b = {**search_config, "output_dir": str(tmp_path / "b")}
+    command_b, env = _run_script(config_b)
+    proc = subprocess.Popen(command_b, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                            env=env, cwd=REPO)
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        line = proc.stdout.readline()
+        if not line or line.startswith("epoch = 1 "):
+            break
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    b_dir = Path(config_b["output_dir"])
+    assert (b_dir / "ckpt-1.index").exists() and not (b_dir / "ckpt-2.index").exists()
+    resumed = subprocess.run(command_b, capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert re.search(r"^Resuming from .*ckpt-1 at epoch 1, step \d+$", resumed.stdout, re.M)
+    assert "Here are 3 architectures" in resumed.stdout and "Epoch 2: Eval" in resumed.stdout
+    arcs = lambda d: [json.loads(x)["arc"] for x in (d / "arcs.jsonl").read_text().splitlines()]  # noqa: E731
+    assert arcs(Path(search_config["output_dir"])) == arcs(b_dir)
