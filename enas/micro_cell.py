@@ -31,12 +31,19 @@ IDENTITY_OP = 4
 SLOTS = ("x", "y")
 
 
-def select(index, branches):
-    """``branches[index]()``: direct call for a Python int, ``tf.switch_case`` for a tensor."""
+SELECT_MODES = ("switch", "all")
+
+
+def select(index, branches, mode="switch"):
+    """``branches[index]()``: direct call for a Python int, ``tf.switch_case`` for a tensor
+    (only the chosen branch runs). ``mode="all"`` runs every branch and gathers one, as the
+    original ENAS code did; it exists for ``benchmarks/search_step.py`` to compare against."""
     if isinstance(index, int):
         return branches[index]()
     if len(branches) == 1:
         return branches[0]()
+    if mode == "all":
+        return tf.gather(tf.stack([branch() for branch in branches]), index)
     return tf.switch_case(index, branches)
 
 
@@ -101,6 +108,8 @@ class MicroCell(keras.layers.Layer):
             (``None`` or 1: no drop path). Scaled by ``drop_path_scale`` (a scalar tensor/variable
             in [0, 1] the trainer sets, ENAS's layer-depth x progress ratio).
         batch_stats: always normalise with batch statistics (search mode).
+        op_selection: ``"switch"`` (default: run only the chosen op) or ``"all"`` (run all five
+            and gather one, the original's method; for benchmarks).
 
     Call: ``cell([prev_prev, prev], arc=None, training=None)`` with inputs
     ``(batch, H_i, W_i, C_i)``; ``arc`` an int32 tensor ``[4B]`` in search mode.
@@ -108,8 +117,11 @@ class MicroCell(keras.layers.Layer):
     """
 
     def __init__(self, num_nodes, filters, precision=Precision(), fixed_cell=None,
-                 drop_path_keep_prob=None, batch_stats=False, **kwargs):
+                 drop_path_keep_prob=None, batch_stats=False, op_selection="switch", **kwargs):
         super().__init__(**kwargs)
+        if op_selection not in SELECT_MODES:
+            raise ValueError(f"op_selection must be one of {SELECT_MODES}, got {op_selection!r}")
+        self.op_selection = op_selection
         if fixed_cell is not None and not isinstance(fixed_cell, Cell):
             raise TypeError(f"fixed_cell must be an enas.arc.Cell, got {type(fixed_cell).__name__}")
         if fixed_cell is not None and fixed_cell.num_nodes != num_nodes:
@@ -180,7 +192,7 @@ class MicroCell(keras.layers.Layer):
                 out = out + select(op_id, [
                     lambda o=o, x=x, s=slot, n=node: self._apply_op(n, s, o, x, training, drop_path_scale)
                     for o in range(NUM_OPS)
-                ])
+                ], self.op_selection)
             nodes.append(out)
         if self.fixed_cell is not None:
             return self.combine(nodes, training=training)

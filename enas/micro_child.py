@@ -79,13 +79,15 @@ class MicroChild(keras.Model):
         config: :class:`ChildConfig`.
         fixed_arc: architecture (an :class:`enas.arc.Arc` or anything :func:`parse_arc` reads)
             for fixed mode, or ``None`` for search mode.
+        op_selection: search mode only: ``"switch"`` runs the chosen op of each node,
+            ``"all"`` runs all five and gathers one (the original's method, for benchmarks).
 
     Call: ``child(images, arc=None, training=False)`` with images ``(batch, H, W, C_img)``
     float32 and, in search mode, ``arc`` an int32 tensor ``[8B]``. Returns logits
     ``(batch, num_classes)``; with ``return_aux=True`` a tuple ``(logits, aux_logits or None)``.
     """
 
-    def __init__(self, config=ChildConfig(), fixed_arc=None, **kwargs):
+    def __init__(self, config=ChildConfig(), fixed_arc=None, op_selection="switch", **kwargs):
         super().__init__(**kwargs)
         self.config = config
         self.fixed_arc = None if fixed_arc is None else parse_arc(fixed_arc, config.num_nodes)
@@ -118,7 +120,7 @@ class MicroChild(keras.Model):
                 fixed_cell = self.fixed_arc.reduce if is_reduction else self.fixed_arc.normal
             self.cells.append(MicroCell(
                 config.num_nodes, filters, fixed_cell=fixed_cell,
-                drop_path_keep_prob=self._layer_keep_prob(layer_id),
+                drop_path_keep_prob=self._layer_keep_prob(layer_id), op_selection=op_selection,
                 name=f"layer_{layer_id}", **kw,
             ))
         self.aux_layer = max(config.reduction_layers) + 1 if config.reduction_layers else None
