@@ -72,6 +72,7 @@ class ChildConfig:
             )
 
 
+@keras.saving.register_keras_serializable(package="qenas")
 class MicroChild(keras.Model):
     """ENAS micro child (see module docstring).
 
@@ -198,6 +199,50 @@ class MicroChild(keras.Model):
     def count_params_used(self):
         """Trainable parameters (the whole search space in search mode)."""
         return int(sum(int(ops.size(w)) for w in self.trainable_weights))
+
+    # --- Keras serialisation (``model.save("m.keras")``, ``keras.models.load_model``) ----------
+    def get_config(self):
+        """Plain-JSON config: the :class:`ChildConfig` fields (precision policy as round-trippable
+        strings), the fixed arc as its string (``None``: search mode) and the image shape
+        (``None`` before the model is built)."""
+        c, policy = self.config, self.config.policy
+        image_shape = getattr(self, "input_image_shape", None)
+        return {
+            **super().get_config(),
+            "child": {
+                "num_layers": c.num_layers, "num_nodes": c.num_nodes, "out_filters": c.out_filters,
+                "num_classes": c.num_classes, "keep_prob": c.keep_prob,
+                "drop_path_keep_prob": c.drop_path_keep_prob, "use_aux_heads": c.use_aux_heads,
+                "reduction_layers": [int(r) for r in c.reduction_layers],
+                "precision": {
+                    "default": str(policy.default), "bits": policy.default.bits,
+                    "quantize_stem": policy.quantize_stem,
+                    "quantize_classifier": policy.quantize_classifier,
+                    "overrides": ",".join(f"{name}={p}" for name, p in policy.overrides),
+                },
+            },
+            "fixed_arc": None if self.fixed_arc is None else str(self.fixed_arc),
+            "image_shape": None if image_shape is None else [int(d) for d in image_shape],
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        """Inverse of :meth:`get_config`; the model comes back built when the config has an
+        image shape (so Keras can load the weights into it)."""
+        config = dict(config)
+        child = dict(config.pop("child"))
+        precision = child.pop("precision")
+        policy = PrecisionPolicy.from_flags(
+            precision["default"], precision["bits"], precision["quantize_stem"],
+            precision["quantize_classifier"], precision["overrides"],
+        )
+        child["reduction_layers"] = tuple(child["reduction_layers"])
+        fixed_arc = config.pop("fixed_arc", None)
+        image_shape = config.pop("image_shape", None)
+        model = cls(ChildConfig(**child, policy=policy), fixed_arc=fixed_arc, **config)
+        if image_shape is not None:
+            model.build_for(image_shape)
+        return model
 
 
 class AuxHead(keras.layers.Layer):

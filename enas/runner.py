@@ -9,6 +9,7 @@ from enas.child_trainer import ChildTrainer, learning_rate_schedule, make_optimi
 from enas.errors import ConfigError, UserError
 from enas.micro_child import ChildConfig
 from enas.precision import PrecisionPolicy
+from enas.summaries import RunSummaries
 
 
 class TrainingDiverged(UserError):
@@ -67,12 +68,14 @@ def run_identity(s, dataset, arc, config):
 
 
 class EpochRunner:
-    """Shared by fixed training and search: data pipelines per epoch, step logging, eval."""
+    """Shared by fixed training and search: data pipelines per epoch, step logging (log lines
+    and TensorBoard scalars in ``<output_dir>/tensorboard``), evaluation."""
 
     def __init__(self, s, data, trainer, log):
         self.s, self.data, self.trainer, self.log = s, data, trainer, log
         self.start = time.time()
         self.steps_per_epoch = max(len(data.x_train) // s["batch_size"], 1)
+        self.summaries = RunSummaries(s.get("output_dir"))
 
     def train_dataset(self, epoch):
         # Seeded per epoch, so a run resumed at an epoch boundary sees the same batches.
@@ -87,10 +90,12 @@ class EpochRunner:
         return data_utils.make_dataset(x, y, self.s["eval_batch_size"], training=False)
 
     def log_step(self, epoch, step, out, batch_size):
-        self.log(log_format.child_step(
-            epoch, step, float(out["loss"]), self.trainer.learning_rate(),
-            float(out["grad_norm"]), int(out["correct"]), batch_size, (time.time() - self.start) / 60,
-        ))
+        loss, lr, grad_norm, correct = (float(out["loss"]), self.trainer.learning_rate(),
+                                        float(out["grad_norm"]), int(out["correct"]))
+        self.log(log_format.child_step(epoch, step, loss, lr, grad_norm, correct, batch_size,
+                                       (time.time() - self.start) / 60))
+        self.summaries.scalars(step, {"child/loss": loss, "child/lr": lr, "child/grad_norm": grad_norm,
+                                      "child/train_accuracy": correct / batch_size})
 
     def evaluate(self, step, splits, arc=None):
         accuracies = {}
@@ -100,6 +105,8 @@ class EpochRunner:
             correct, total = self.trainer.evaluate(self.eval_dataset(split), arc)
             self.log("\n".join(log_format.eval_block(step, split, correct, total)))
             accuracies[split] = correct / max(total, 1)
+        self.summaries.scalars(step, {f"eval/{k}_accuracy": v for k, v in accuracies.items()})
+        self.summaries.flush()
         return accuracies
 
 

@@ -133,6 +133,10 @@ def run(s, dataset, log=None):
             for _ in range(s["controller_train_steps"]):
                 out = ctrl_trainer.train_step()
                 ctrl_step = int(ctrl_trainer.step.numpy())
+                runner.summaries.scalars(ctrl_step, {
+                    f"controller/{k}": float(out[k])
+                    for k in ("loss", "entropy", "reward", "accuracy", "baseline", "grad_norm")
+                })
                 if ctrl_step % s["log_every"] == 0:
                     log(log_format.controller_step(
                         ctrl_step, float(out["loss"]), float(out["entropy"]), s["controller_lr"],
@@ -141,6 +145,12 @@ def run(s, dataset, log=None):
                     ))
         sampled = sample_and_report(controller, reward_fn, s["num_sampled_arcs"], epoch + 1, log)
         best = record(s["output_dir"], sampled, best)
+        accuracies = [item["val_acc"] for item in sampled]
+        if accuracies:
+            # Same x axis as the controller scalars (controller steps), child steps for random.
+            x = int(ctrl_trainer.step.numpy()) if ctrl_trainer is not None else step_of(child_trainer)
+            runner.summaries.scalars(x, {"search/sampled_val_acc_mean": sum(accuracies) / len(accuracies),
+                                                 "search/sampled_val_acc_best": max(accuracies)})
         if (epoch + 1) % s["eval_every_epochs"] == 0 or epoch + 1 == s["num_epochs"]:
             log(f"Epoch {epoch + 1}: Eval")
             runner.evaluate(step_of(child_trainer), ("valid", "test"), arc=controller.sample().arc)
