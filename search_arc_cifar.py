@@ -26,6 +26,7 @@ CONFIG = dict(
     # shared child (search space): ENAS micro search
     child_num_layers=6,
     child_num_cells=5,
+    child_reduction_layers="",  # e.g. "2,5"; empty: ENAS rule, at 1/3 and 2/3 of the depth
     child_out_filters=20,
     child_keep_prob=0.9,
     child_drop_path_keep_prob=1.0,

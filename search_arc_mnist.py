@@ -26,6 +26,7 @@ CONFIG = dict(
     # shared child (search space): small, so a default search fits 2 CPU cores
     child_num_layers=0,  # two reduction cells only (28 -> 14 -> 7)
     child_num_cells=3,
+    child_reduction_layers="",  # e.g. "2,5"; empty: ENAS rule, at 1/3 and 2/3 of the depth
     child_out_filters=8,
     child_keep_prob=1.0,
     child_drop_path_keep_prob=1.0,

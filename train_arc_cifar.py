@@ -25,6 +25,7 @@ CONFIG = dict(
     child_fixed_arc="0 2 0 0 0 4 0 1 0 4 1 1 1 0 0 1 0 2 1 1 1 0 1 0 0 3 0 2 1 1 3 1 1 0 0 4 0 3 1 1",
     child_num_layers=15,
     child_num_cells=5,
+    child_reduction_layers="",  # e.g. "2,5"; empty: ENAS rule, at 1/3 and 2/3 of the depth
     child_out_filters=36,
     child_keep_prob=0.8,
     child_drop_path_keep_prob=0.6,

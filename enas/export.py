@@ -108,8 +108,7 @@ def encode(value, code):
     if code.startswith("raw:"):
         return value.astype(np.dtype(code[4:])).tobytes()
     if code in ("b1", "b1c"):
-        signs = pack_codes(value.ravel() > 0, 1) if code == "b1" else \
-            pack_codes(np.signbit(value.ravel()) == 0, 1)
+        signs = pack_codes(~np.signbit(value.ravel()), 1)  # q(w) >= 0, i.e. w >= 0
         if code == "b1":
             return signs
         scales = np.abs(value).reshape(-1, value.shape[-1]).max(axis=0)

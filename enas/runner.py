@@ -2,7 +2,10 @@
 pipelines, child-step logging, evaluation, and the NaN guard."""
 
 import math
+import sys
 import time
+
+import keras
 
 from enas import data_utils, log_format
 from enas.child_trainer import ChildTrainer, learning_rate_schedule, make_optimizer
@@ -29,7 +32,21 @@ def child_config(s):
         out_filters=s["child_out_filters"], keep_prob=s["child_keep_prob"],
         drop_path_keep_prob=s["child_drop_path_keep_prob"],
         use_aux_heads=s["child_use_aux_heads"], policy=policy,
+        reduction_layers=parse_layer_list(s.get("child_reduction_layers", "")),
     )
+
+
+def parse_layer_list(text):
+    """``"2,5"`` or ``"2 5"`` -> ``(2, 5)``; empty -> ``None`` (the ENAS default)."""
+    text = str(text or "").strip()
+    if not text:
+        return None
+    try:
+        return tuple(int(t) for t in text.replace(",", " ").split())
+    except ValueError:
+        raise ConfigError(
+            f"bad --child_reduction_layers {text!r}: give layer indices such as '2,5' (empty: ENAS default)"
+        ) from None
 
 
 def make_child_trainer(s, model, num_train, search_mode):
@@ -64,6 +81,7 @@ def run_identity(s, dataset, arc, config):
         "precision": config.policy.describe(), "num_layers": config.num_layers,
         "num_cells": config.num_nodes, "out_filters": config.out_filters,
         "use_aux_heads": config.use_aux_heads, "optimizer": s["child_optimizer"],
+        "reduction_layers": list(config.reduction_layers),
     }
 
 
@@ -76,9 +94,13 @@ class EpochRunner:
         self.start = time.time()
         self.steps_per_epoch = max(len(data.x_train) // s["batch_size"], 1)
         self.summaries = RunSummaries(s.get("output_dir"))
+        self.progbar = None
 
     def train_dataset(self, epoch):
-        # Seeded per epoch, so a run resumed at an epoch boundary sees the same batches.
+        """The epoch's minibatches. Seeded per epoch, so a run resumed at an epoch boundary sees
+        the same batches. Starts a progress bar when stdout is a terminal (never in a log file)."""
+        if sys.stdout.isatty():
+            self.progbar = keras.utils.Progbar(self.steps_per_epoch, stateful_metrics=["loss", "lr"])
         return data_utils.make_dataset(
             self.data.x_train, self.data.y_train, self.s["batch_size"], training=True,
             augment=self.s.get("child_augment", False), cutout_size=self.s.get("child_cutout_size") or None,
@@ -88,6 +110,11 @@ class EpochRunner:
     def eval_dataset(self, split):
         x, y = (self.data.x_valid, self.data.y_valid) if split == "valid" else (self.data.x_test, self.data.y_test)
         return data_utils.make_dataset(x, y, self.s["eval_batch_size"], training=False)
+
+    def after_step(self, out):
+        """Advance the progress bar (terminal only)."""
+        if self.progbar is not None:
+            self.progbar.add(1, [("loss", float(out["loss"])), ("lr", self.trainer.learning_rate())])
 
     def log_step(self, epoch, step, out, batch_size):
         loss, lr, grad_norm, correct = (float(out["loss"]), self.trainer.learning_rate(),

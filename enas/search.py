@@ -126,6 +126,7 @@ def run(s, dataset, log=None):
             out = child_trainer.train_step(images, labels, arc)
             step = step_of(child_trainer)
             check_finite(float(out["loss"]), epoch, step, checkpoints)
+            runner.after_step(out)
             if step % s["log_every"] == 0:
                 runner.log_step(epoch, step, out, s["batch_size"])
         if ctrl_trainer is not None:

@@ -53,6 +53,7 @@ def run(s, dataset, log=None):
             out = trainer.train_step(images, labels)
             step = int(trainer.optimizer.iterations.numpy())
             check_finite(float(out["loss"]), epoch, step, checkpoints)
+            runner.after_step(out)
             if step % s["log_every"] == 0:
                 runner.log_step(epoch, step, out, s["batch_size"])
         epoch_var.assign(epoch + 1)

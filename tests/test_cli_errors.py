@@ -63,6 +63,8 @@ def test_malformed_arc(train_config, capsys, arc, fragments):
     (["--child_optimizer=rmsprop"], ["unknown optimizer 'rmsprop'"]),
     (["--num_valid=100000"], ["num_valid"]),
     (["stray_positional"], ["unexpected argument 'stray_positional'"]),
+    (["--child_reduction_layers=a,b"], ["bad --child_reduction_layers 'a,b'"]),
+    (["--child_reduction_layers=9"], ["reduction layer(s) [9] out of range"]),
 ])
 def test_bad_flag_values(train_config, capsys, extra, fragments):
     assert_one_line_error(*run(train_config, capsys, extra)[::2], *fragments)
