@@ -285,3 +285,80 @@ def load_packed(path):
             raise _fail(path, f"cannot decode {var_path} ({e})") from None
         entry.variable.assign(value)
     return model
+
+
+# --------------------------------------------------------------------------------------------
+# A finished training run -> model
+# --------------------------------------------------------------------------------------------
+def policy_from_description(text):
+    """The :class:`~enas.precision.PrecisionPolicy` whose ``describe()`` is ``text`` (as recorded
+    in a run's config.json): every named part other than the default becomes an override, which
+    builds the same network."""
+    from enas.precision import Precision, PrecisionPolicy
+
+    items = [item.strip() for item in str(text).split(",") if item.strip()]
+    parts = dict(item.split("=", 1) for item in items if "=" in item)
+    if len(parts) != len(items) or "default" not in parts:
+        raise ValueError(f"cannot read precision {text!r}")
+    overrides = tuple((name, Precision.parse(spec)) for name, spec in parts.items() if name != "default")
+    policy = PrecisionPolicy(Precision.parse(parts["default"]), overrides=overrides)
+    if policy.describe() != text:
+        raise ValueError(f"cannot read precision {text!r}")
+    return policy
+
+
+def restore_run(output_dir):
+    """Rebuild the fixed child of a ``train_arc_*.py`` run in ``output_dir`` and restore its
+    latest checkpoint. Returns ``(model, identity, checkpoint_path)``.
+
+    The network comes from the run's ``config.json`` (dataset, arc, precision, shape); dropout and
+    drop-path rates, which have no variables and do not act at inference, are the training
+    script's defaults. Raises CheckpointError (one line) when there is no usable run.
+    """
+    import tensorflow as tf
+
+    from enas.micro_child import ChildConfig, MicroChild
+    from enas.model_summary import dataset_image_shape
+    from enas.run_dir import CONFIG_FILE
+
+    config_path = os.path.join(output_dir, CONFIG_FILE)
+    if not os.path.isdir(output_dir):
+        raise CheckpointError(f"no run folder {output_dir!r}; pass the --output_dir of a train_arc_*.py run")
+    try:
+        with open(config_path) as f:
+            identity = json.load(f)
+    except FileNotFoundError:
+        raise CheckpointError(f"{output_dir!r} has no {CONFIG_FILE}; pass the --output_dir of a "
+                              "train_arc_*.py run") from None
+    except (OSError, ValueError) as e:
+        raise CheckpointError(f"cannot read {config_path} ({e.__class__.__name__})") from None
+    if not isinstance(identity, dict) or not identity.get("arc"):
+        raise CheckpointError(f"{output_dir!r} holds a search run, not a fixed architecture; "
+                              "export a train_arc_*.py run")
+    dataset = identity.get("dataset")
+    try:
+        import train_arc_cifar
+        import train_arc_mnist
+
+        script = {"mnist": train_arc_mnist, "cifar10": train_arc_cifar}[dataset].CONFIG
+        config = ChildConfig(
+            num_layers=identity["num_layers"], num_nodes=identity["num_cells"],
+            out_filters=identity["out_filters"], use_aux_heads=identity["use_aux_heads"],
+            keep_prob=script["child_keep_prob"], drop_path_keep_prob=script["child_drop_path_keep_prob"],
+            policy=policy_from_description(identity["precision"]),
+        )
+        model = MicroChild(config, fixed_arc=identity["arc"]).build_for(dataset_image_shape(dataset))
+    except (KeyError, TypeError, ValueError) as e:
+        reason = str(e) if not isinstance(e, KeyError) else f"missing {e}"
+        raise CheckpointError(f"cannot rebuild the network of {config_path} ({reason})") from None
+    path = tf.train.latest_checkpoint(output_dir)
+    if path is None:
+        raise CheckpointError(f"{output_dir!r} has no checkpoint yet; train at least one epoch first")
+    try:
+        status = tf.train.Checkpoint(model=model).restore(path)
+        status.assert_existing_objects_matched()
+        status.expect_partial()  # the optimizer's slots and the epoch counter are not needed
+    except Exception as e:  # noqa: BLE001 - any failure to read it is the same user-facing problem
+        reason = (str(e).strip().splitlines() or [e.__class__.__name__])[0][:160]
+        raise CheckpointError(f"cannot restore checkpoint {path} ({reason})") from None
+    return model, identity, path

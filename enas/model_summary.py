@@ -665,3 +665,18 @@ def format_summary(summary):
         f"OPs = FLOPs + BOPs/64: {summary.ops:,.0f}",
     ]
     return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------
+# Commands
+# --------------------------------------------------------------------------------------------
+IMAGE_SHAPES = {"mnist": (28, 28, 1), "cifar10": (32, 32, 3)}
+
+
+def dataset_image_shape(dataset):
+    """``(H, W, C)`` of the images of ``dataset`` ("mnist" or "cifar10")."""
+    from enas.errors import ConfigError
+
+    if dataset not in IMAGE_SHAPES:
+        raise ConfigError(f"unknown dataset {dataset!r}: use one of {', '.join(IMAGE_SHAPES)}")
+    return IMAGE_SHAPES[dataset]

@@ -71,4 +71,8 @@ def run(s, dataset, log=None):
     log(f"Final test_accuracy: {accuracies.get('test', float('nan')):<6.4f}")
     log(f"Parameters: {model.count_params_used()}")
     log("-" * 80)
+    from enas.model_summary import format_summary, summarize  # bit-accurate size and MACs
+
+    log(format_summary(summarize(model)))
+    log("-" * 80)
     return {"arc": arc, "model": model, "accuracies": accuracies, "epochs": int(epoch_var.numpy())}

@@ -75,6 +75,10 @@ class QuantizedLayerBase:
         """Bits of one input value as this layer consumes it (32 when not quantized)."""
         return base.precision_of(self.input_quantizer)
 
+    def _conv_options(self):
+        return dict(strides=self.strides, padding=self.padding, dilation_rate=self.dilation_rate,
+                    data_format=self.data_format)
+
     def _bias_and_activation(self, outputs):
         if self.use_bias:
             if getattr(self, "data_format", "channels_last") == "channels_first":
@@ -122,12 +126,7 @@ class QuantDepthwiseConv2D(QuantizedLayerBase, keras.layers.DepthwiseConv2D):
 
     def call(self, inputs):
         outputs = ops.depthwise_conv(
-            self.quantize_input(inputs),
-            self.quantize_kernel(self.kernel),
-            strides=self.strides,
-            padding=self.padding,
-            dilation_rate=self.dilation_rate,
-            data_format=self.data_format,
+            self.quantize_input(inputs), self.quantize_kernel(self.kernel), **self._conv_options()
         )
         return self._bias_and_activation(outputs)
 
@@ -149,10 +148,7 @@ class QuantSeparableConv2D(QuantizedLayerBase, keras.layers.SeparableConv2D):
             self.quantize_input(inputs),
             self.quantize_kernel(self.depthwise_kernel),
             self.quantize_kernel(self.pointwise_kernel),
-            strides=self.strides,
-            padding=self.padding,
-            dilation_rate=self.dilation_rate,
-            data_format=self.data_format,
+            **self._conv_options(),
         )
         return self._bias_and_activation(outputs)
 
