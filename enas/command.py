@@ -1,14 +1,13 @@
-"""A small entry point for the helper scripts (draw_arc.py, plot_curves.py).
+"""The entry point of every script: a CONFIG dict, flags, one function, user errors as one line.
 
-:func:`run_command` does what :func:`enas.cli.main` does for the training scripts, for any
-function of the settings: ``--help`` prints the flags, the flags in ``argv`` override ``config``
+:func:`run_command` runs any function of the settings: ``--help`` prints the flags, the flags in
+``argv`` override ``config``
 (:func:`enas.flags.parse`), and a :class:`~enas.errors.UserError` prints ``error: <message>`` on
 stderr and returns its exit status (2) instead of a traceback.
 """
 
 from __future__ import annotations
 
-import re
 import sys
 
 from enas import flags
@@ -19,10 +18,7 @@ HELP_FLAGS = ("-h", "--help", "-help", "--helpfull")
 
 def help_text(config, flag_help=None, description=None) -> str:
     """The flags' help; ``flag_help`` gives (or overrides) the help of some flags."""
-    text = flags.help_text(config)
-    for name, help_ in (flag_help or {}).items():
-        text = re.sub(rf"^(  --{re.escape(name)}: ).*?(?=\n    \(default|\Z)",
-                      lambda m, h=help_: m.group(1) + h, text, count=1, flags=re.M | re.S)
+    text = flags.help_text(config, flag_help)
     if description:
         text = description.strip() + "\n" + text
     return text
@@ -46,6 +42,7 @@ def run_command(config, argv, fn, *, flag_help=None, description=None) -> int:
         print(f"error: {message}", file=sys.stderr, flush=True)
         return e.exit_code
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr, flush=True)
+        print("interrupted; rerunning the same command resumes from the last checkpoint",
+              file=sys.stderr, flush=True)
         return 130
     return int(result) if isinstance(result, int) and not isinstance(result, bool) else 0

@@ -68,8 +68,8 @@ FLAG_HELP = {
 ALIASES = {"fixed_arc": "child_fixed_arc"}
 
 
-def _define(name, default, flag_values):
-    help_text = FLAG_HELP.get(name, name)
+def _define(name, default, flag_values, extra_help=None):
+    help_text = (extra_help or {}).get(name) or FLAG_HELP.get(name, name)
     if isinstance(default, bool):
         absl_flags.DEFINE_bool(name, default, help_text, flag_values=flag_values)
     elif isinstance(default, int):
@@ -82,17 +82,22 @@ def _define(name, default, flag_values):
         raise TypeError(f"CONFIG[{name!r}] has unsupported type {type(default).__name__}")
 
 
+def _flag_values(config, extra_help=None):
+    flag_values = absl_flags.FlagValues()
+    for name, default in config.items():
+        _define(name, default, flag_values, extra_help)
+    for alias, target in ALIASES.items():
+        if target in config:
+            absl_flags.DEFINE_alias(alias, target, flag_values=flag_values)
+    return flag_values
+
+
 def parse(config, argv, program=None):
     """Return ``config`` updated by the flags in ``argv`` (argv[0] is the program name).
 
     Raises :class:`ConfigError` (one line) for unknown flags or unparsable values.
     """
-    flag_values = absl_flags.FlagValues()
-    for name, default in config.items():
-        _define(name, default, flag_values)
-    for alias, target in ALIASES.items():
-        if target in config:
-            absl_flags.DEFINE_alias(alias, target, flag_values=flag_values)
+    flag_values = _flag_values(config)
     program = program or (argv[0] if argv else sys.argv[0])
     try:
         rest = flag_values([program] + list(argv[1:]))
@@ -107,9 +112,7 @@ def parse(config, argv, program=None):
     return {name: flag_values[name].value for name in config}
 
 
-def help_text(config):
-    """Flag help for --help."""
-    flag_values = absl_flags.FlagValues()
-    for name, default in config.items():
-        _define(name, default, flag_values)
-    return flag_values.get_help()
+def help_text(config, extra_help=None):
+    """Flag help for --help (``extra_help`` adds or overrides the help of some flags)."""
+    text = _flag_values(config, extra_help).get_help()
+    return text.replace("enas.flags:\n", "flags (-name value or --name=value):\n", 1)
