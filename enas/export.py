@@ -300,8 +300,10 @@ def policy_from_description(text):
     parts = dict(item.split("=", 1) for item in items if "=" in item)
     if len(parts) != len(items) or "default" not in parts:
         raise ValueError(f"cannot read precision {text!r}")
-    overrides = tuple((name, Precision.parse(spec)) for name, spec in parts.items() if name != "default")
-    policy = PrecisionPolicy(Precision.parse(parts["default"]), overrides=overrides)
+    default = Precision.parse(parts["default"])
+    overrides = tuple((name, Precision.parse(spec, default.bits))
+                      for name, spec in parts.items() if name != "default")
+    policy = PrecisionPolicy(default, overrides=overrides)
     if policy.describe() != text:
         raise ValueError(f"cannot read precision {text!r}")
     return policy
@@ -317,6 +319,7 @@ def restore_run(output_dir):
     """
     import tensorflow as tf
 
+    from enas import run_dir
     from enas.micro_child import ChildConfig, MicroChild
     from enas.model_summary import dataset_image_shape
     from enas.run_dir import CONFIG_FILE
@@ -346,16 +349,29 @@ def restore_run(output_dir):
             out_filters=identity["out_filters"], use_aux_heads=identity["use_aux_heads"],
             keep_prob=script["child_keep_prob"], drop_path_keep_prob=script["child_drop_path_keep_prob"],
             policy=policy_from_description(identity["precision"]),
+            reduction_layers=(None if identity.get("reduction_layers") is None
+                              else tuple(identity["reduction_layers"])),
         )
         model = MicroChild(config, fixed_arc=identity["arc"]).build_for(dataset_image_shape(dataset))
     except (KeyError, TypeError, ValueError) as e:
         reason = str(e) if not isinstance(e, KeyError) else f"missing {e}"
         raise CheckpointError(f"cannot rebuild the network of {config_path} ({reason})") from None
-    path = tf.train.latest_checkpoint(output_dir)
+    checkpoints = run_dir.Checkpoints(output_dir, model=model)
+    path = checkpoints.manager.latest_checkpoint
     if path is None:
         raise CheckpointError(f"{output_dir!r} has no checkpoint yet; train at least one epoch first")
+    # A weight the checkpoint's object graph does not reach was neither saved nor restored.
+    reachable = {id(t) for t in tf.train.TrackableView(checkpoints.checkpoint).descendants()}
+    missing = [e.path for e in variable_table(model) if id(e.variable) not in reachable]
+    if missing:
+        total = len(model.weights)
+        raise CheckpointError(
+            f"checkpoint {path} holds only {total - len(missing)} of the network's {total} weights "
+            f"(not e.g. {missing[0]}): run_dir.Checkpoints does not track layers kept in lists, so "
+            "the trained cells cannot be exported from it"
+        )
     try:
-        status = tf.train.Checkpoint(model=model).restore(path)
+        status = checkpoints.checkpoint.restore(path)
         status.assert_existing_objects_matched()
         status.expect_partial()  # the optimizer's slots and the epoch counter are not needed
     except Exception as e:  # noqa: BLE001 - any failure to read it is the same user-facing problem

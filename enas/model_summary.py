@@ -270,12 +270,11 @@ def variable_table(model):
         if not own:
             continue
         quantized = {id(getattr(layer, attr)): attr for attr in quantized_kernel_attrs(layer)}
-        attrs_by_id = {id(v): a for a, v in vars(layer).items() if isinstance(v, keras.Variable)}
         for variable in own:
             if id(variable) in covered:
                 continue
             covered.add(id(variable))
-            attr = quantized.get(id(variable)) or attrs_by_id.get(id(variable), variable.name)
+            attr = quantized.get(id(variable), variable.name)
             quantizer = _kernel_quantizer(layer) if id(variable) in quantized else None
             # An unknown quantizer gets storage f32: its values are stored as float32.
             storage = storage_of(quantizer, variable.shape, variable.dtype)

@@ -15,6 +15,7 @@ import shutil
 import sys
 import tempfile
 
+import keras
 import tensorflow as tf
 
 from enas.errors import CheckpointError, ConfigError
@@ -103,9 +104,17 @@ class RunLog:
 
 
 class Checkpoints:
-    """Per-epoch checkpoints of a ``tf.train.Checkpoint`` (keeps the last ``max_to_keep``)."""
+    """Per-epoch checkpoints of a ``tf.train.Checkpoint`` (keeps the last ``max_to_keep``).
+
+    ``tf.train.Checkpoint`` does not follow Keras 3 layers held in Python lists and dicts (the
+    child's cells, op registries, sep-conv stacks), so every Keras layer passed in is also
+    tracked through a dict of *all* its variables keyed by their stable path in the layer tree.
+    """
 
     def __init__(self, output_dir, max_to_keep=2, **trackables):
+        for name, obj in list(trackables.items()):
+            if isinstance(obj, keras.layers.Layer):
+                trackables[f"{name}_variables"] = variables_by_path(obj)
         self.checkpoint = tf.train.Checkpoint(**trackables)
         self.manager = tf.train.CheckpointManager(self.checkpoint, output_dir, max_to_keep=max_to_keep)
 
@@ -126,3 +135,17 @@ class Checkpoints:
 
     def save(self):
         return self.manager.save()
+
+
+def variables_by_path(layer):
+    """``{path: variable}`` for every weight of ``layer``, keyed by its stable path in the layer
+    tree (``layer_3/ops/node0/x/op1/sep_conv_0/depthwise_kernel``; see
+    :func:`enas.model_summary.variable_table`), not by Keras' process-global automatic names."""
+    from enas.model_summary import variable_table
+
+    table = {entry.path: entry.variable for entry in variable_table(layer)}
+    known = {id(v) for v in table.values()}
+    # Non-weight state (random seed generators) in creation order.
+    extra = [v for v in layer.variables if id(v) not in known]
+    table.update({f"(state)/{i}": v for i, v in enumerate(extra)})
+    return table

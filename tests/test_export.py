@@ -1,0 +1,237 @@
+"""Packed export: bit-packed quantized weights that reload with identical predictions, a file
+the size of the summary's memory figure, clear errors for damaged files, and the .keras path."""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from enas import run_dir
+from enas.arc import random_arc
+from enas.errors import CheckpointError
+from enas.export import (decode, encode, export_packed, load_packed, pack_codes,
+                         policy_from_description, read_header, unpack_codes)
+from enas.micro_child import ChildConfig, MicroChild
+from enas.model_summary import summarize, variable_table
+from enas.precision import PrecisionPolicy
+from enas.runner import run_identity
+from quantize.layers import QuantConv2D, QuantDense
+from tests.conftest import TINY_ARC
+
+import export_arc
+
+IMAGES = np.random.default_rng(1).normal(size=(4, 28, 28, 1)).astype("float32")
+
+
+def randomize(model, seed=0):
+    """Latent weights uniform in [-1, 1]; BN moving statistics away from 0/1 (as after training)."""
+    rng = np.random.default_rng(seed)
+    for v in model.weights:
+        if v.path.endswith("moving_variance"):
+            v.assign(rng.uniform(0.5, 2.0, v.shape).astype("float32"))
+        elif v.path.endswith("drop_path_scale"):
+            continue
+        else:
+            v.assign(rng.uniform(-1, 1, v.shape).astype("float32"))
+    return model
+
+
+def tiny_child(quantization, **kw):
+    config = ChildConfig(num_layers=1, num_nodes=2, out_filters=4,
+                         policy=PrecisionPolicy.from_flags(quantization, 4), **kw)
+    return randomize(MicroChild(config, fixed_arc=TINY_ARC).build_for((28, 28, 1)))
+
+
+def predict(model, images=IMAGES):
+    return np.asarray(model(images, training=False))
+
+
+@pytest.mark.parametrize("quantization", ["binary", "ternary", "quantized:4", "float"])
+def test_round_trip_gives_identical_predictions(quantization, tmp_path):
+    model = tiny_child(quantization)
+    path = tmp_path / "m.qenas"
+    size = export_packed(model, path)
+    assert size == os.path.getsize(path)
+    loaded = load_packed(path)
+    assert isinstance(loaded, MicroChild)
+    assert loaded.config == model.config and str(loaded.fixed_arc) == str(model.fixed_arc)
+    np.testing.assert_array_equal(predict(loaded), predict(model))
+    # The latent weights of the loaded model are the quantized values themselves.
+    conv = model.cells[0].combine
+    if conv.kernel_quantizer is not None:
+        loaded_conv = loaded.cells[0].combine
+        np.testing.assert_array_equal(loaded_conv.kernel.numpy(),
+                                      np.reshape(conv.kernel_quantizer(
+                                          tf.reshape(conv.kernel, [1, 1, -1, 4])), conv.kernel.shape))
+
+
+def test_generic_model_with_other_quantizers_round_trips(tmp_path):
+    """XNOR channel scales (b1c), fixed-threshold ternary (t2), 8- and 3-bit codes, float bias."""
+    model = keras.Sequential([
+        keras.Input((6, 6, 3)),
+        QuantConv2D(5, 3, kernel_quantizer={"class_name": "SteSign", "config": {"channel_scale": True}},
+                    input_quantizer="ste_sign", name="xnor"),
+        QuantConv2D(4, 1, kernel_quantizer={"class_name": "SteTern", "config": {"rule": "fixed"}},
+                    input_quantizer={"class_name": "SteTern", "config": {"rule": "fixed"}}, name="tern"),
+        keras.layers.BatchNormalization(name="bn"),
+        keras.layers.Flatten(),
+        QuantDense(7, kernel_quantizer={"class_name": "SteQuantize", "config": {"bits": 8}}, name="q8"),
+        QuantDense(3, kernel_quantizer={"class_name": "SteQuantize", "config": {"bits": 3}}, name="q3"),
+    ])
+    randomize(model)
+    path = tmp_path / "seq.qenas"
+    export_packed(model, path)
+    header, _, _ = read_header(path)
+    codes = {p: c for p, _, c, _, _ in header["vars"]}
+    assert codes["xnor/kernel"] == "b1c" and codes["tern/kernel"] == "t2" and codes["q8/kernel"] == "q8"
+    assert codes["q3/kernel"] == "q3" and codes["xnor/bias"] == "f32"
+    images = np.random.default_rng(2).normal(size=(3, 6, 6, 3)).astype("float32")
+    np.testing.assert_array_equal(predict(load_packed(path), images), predict(model, images))
+
+
+def test_packing_primitives():
+    codes = np.arange(37) % 8
+    assert np.array_equal(unpack_codes(pack_codes(codes, 3), 37, 3), codes)
+    assert len(pack_codes(codes, 3)) == (37 * 3 + 7) // 8
+    signs = np.array([1.0, -1.0, 1.0, 1.0, -1.0, -1.0, -1.0, 1.0, -1.0], np.float32)
+    packed = encode(signs, "b1")
+    assert packed == np.packbits(signs >= 0).tobytes() and len(packed) == 2
+    assert np.array_equal(decode(packed, "b1", (9,)), signs)
+    tern = np.array([0.0, 0.25, -0.25, 0.25, 0.0], np.float32)
+    blob = encode(tern, "t2s")
+    assert len(blob) == 4 + 2 and np.array_equal(decode(blob, "t2s", (5,)), tern)
+    assert blob[4] == 0b00011001  # codes 0, 1, 2, 1 -> 00 01 10 01
+
+
+def test_file_size_matches_summary_memory(tmp_path):
+    arc = random_arc(5, np.random.default_rng(0))
+    config = ChildConfig(num_layers=2, num_nodes=5, out_filters=16,
+                         policy=PrecisionPolicy.from_flags("binary"))
+    model = MicroChild(config, fixed_arc=arc).build_for((28, 28, 1))
+    summary = summarize(model)
+    size = export_packed(model, tmp_path / "m.qenas")
+    header, data, header_bytes = read_header(tmp_path / "m.qenas")
+    # data = the summary's bits, each tensor rounded up to whole bytes
+    assert summary.memory_bytes <= len(data) < summary.memory_bytes + len(header["vars"])
+    assert abs(size - summary.memory_bytes) / summary.memory_bytes < 0.05, (size, summary.memory_bytes)
+    assert summary.float32_bytes / size > 8  # binary cells: far smaller than float32
+
+
+@pytest.fixture(scope="module")
+def packed_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("packed") / "m.qenas"
+    export_packed(tiny_child("ternary"), path)
+    return path
+
+
+@pytest.mark.parametrize("damage", ["truncate_data", "truncate_header", "flip_data", "flip_header",
+                                    "magic", "empty", "missing", "extra"])
+def test_damaged_file_is_a_checkpoint_error(damage, packed_file, tmp_path):
+    raw = packed_file.read_bytes()
+    _, _, header_bytes = read_header(packed_file)
+    data_start = 14 + header_bytes
+    damaged = {
+        "truncate_data": raw[:-5],
+        "truncate_header": raw[:20],
+        "flip_data": raw[:data_start + 3] + bytes([raw[data_start + 3] ^ 0xFF]) + raw[data_start + 4:],
+        "flip_header": raw[:16] + bytes([raw[16] ^ 0xFF]) + raw[17:],
+        "magic": b"NOTQENAS" + raw[8:],
+        "empty": b"",
+        "extra": raw + b"\0",
+    }
+    path = tmp_path / "bad.qenas"
+    if damage != "missing":
+        path.write_bytes(damaged[damage])
+    with pytest.raises(CheckpointError) as info:
+        load_packed(path)
+    message = str(info.value)
+    assert message.startswith(f"cannot read packed model {path}") and "\n" not in message
+
+
+def test_keras_file_round_trip(tmp_path):
+    model = tiny_child("ternary", keep_prob=0.9)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    assert isinstance(loaded, MicroChild) and loaded.config == model.config
+    np.testing.assert_array_equal(predict(loaded), predict(model))
+
+
+@pytest.mark.parametrize("policy", [
+    PrecisionPolicy.from_flags("binary"),
+    PrecisionPolicy.from_flags("quantized", 3, quantize_stem=True, overrides="layer_1=ternary,aux_head=float"),
+    PrecisionPolicy.from_flags("ternary", overrides="original"),
+])
+def test_policy_from_run_description(policy):
+    parsed = policy_from_description(policy.describe())
+    assert parsed.describe() == policy.describe()
+    for part in ("stem", "classifier", "aux_head", "layer_0", "layer_1", "layer_2"):
+        assert str(parsed.for_part(part)) == str(policy.for_part(part))  # (bits only matter for k-bit)
+
+
+def make_run(tmp_path, quantization="binary"):
+    """A run folder as train_arc_mnist.py leaves it (config.json, no checkpoint yet) and its model."""
+    import train_arc_mnist
+
+    settings = {**train_arc_mnist.CONFIG, "child_num_layers": 0, "child_num_cells": 2,
+                "child_out_filters": 4, "child_use_aux_heads": False}
+    config = ChildConfig(num_layers=0, num_nodes=2, out_filters=4, keep_prob=0.9,
+                         reduction_layers=(1,),  # not the default (0, 1): read from config.json
+                         policy=PrecisionPolicy.from_flags(quantization))
+    model = randomize(MicroChild(config, fixed_arc=TINY_ARC).build_for((28, 28, 1)))
+    run = tmp_path / "run"
+    run_dir.prepare(str(run), run_identity(settings, "mnist", model.fixed_arc, config))
+    return run, model
+
+
+class CompleteCheckpoints(run_dir.Checkpoints):
+    """Checkpoints that also track every model weight by its stable path (the cells live in
+    Python lists, which tf.train.Checkpoint does not follow into)."""
+
+    def __init__(self, output_dir, max_to_keep=2, **trackables):
+        if "model" in trackables:
+            trackables["model_weights"] = {e.path: e.variable for e in variable_table(trackables["model"])}
+        super().__init__(output_dir, max_to_keep, **trackables)
+
+
+def run_export(argv, capsys):
+    code = export_arc.run_command(export_arc.CONFIG, ["export_arc.py"] + argv, export_arc.main)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_export_arc_command(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(run_dir, "Checkpoints", CompleteCheckpoints)
+    run, model = make_run(tmp_path, "ternary")
+    monkeypatch.chdir(tmp_path)
+    argv = [f"--output_dir={run}", "--packed=out/m.qenas", "--keras=m.keras"]
+
+    code, out, err = run_export(argv, capsys)
+    assert code == 2 and err.startswith("error: ") and "no checkpoint" in err
+
+    run_dir.Checkpoints(str(run), model=model, epoch=keras.Variable(1)).save()
+    code, out, err = run_export(argv, capsys)
+    assert code == 0, err
+    assert "Packed model: out/m.qenas: " in out and "Summary memory: " in out and "Keras model: m.keras" in out
+    assert "reproduces the checkpoint's predictions: yes" in out
+    np.testing.assert_array_equal(predict(load_packed(tmp_path / "out/m.qenas")), predict(model))
+
+    code, out, err = run_export(["--output_dir=nowhere"], capsys)
+    assert code == 2 and "no run folder" in err
+
+
+def test_export_arc_refuses_a_checkpoint_without_the_cells(tmp_path, capsys):
+    """run_dir.Checkpoints as it is: if it cannot hold every weight, say so instead of exporting
+    untrained cells; once it can, the export must reproduce the model."""
+    run, model = make_run(tmp_path)
+    run_dir.Checkpoints(str(run), model=model, epoch=keras.Variable(1)).save()
+    code, out, err = run_export([f"--output_dir={run}", f"--packed={tmp_path / 'm.qenas'}"], capsys)
+    checkpoint = tf.train.Checkpoint(model=model)
+    reachable = {id(t) for t in tf.train.TrackableView(checkpoint).descendants()}
+    if all(id(w) in reachable for w in model.weights):
+        assert code == 0 and "predictions: yes" in out, err
+        np.testing.assert_array_equal(predict(load_packed(tmp_path / "m.qenas")), predict(model))
+    else:
+        assert code == 2 and len(err.strip().splitlines()) == 1
+        assert "holds only 8 of the network's" in err and "weights" in err
