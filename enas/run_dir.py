@@ -126,7 +126,11 @@ class Checkpoints:
         try:
             self.checkpoint.restore(path).assert_existing_objects_matched()
         except Exception as e:  # noqa: BLE001 - any failure to read it is the same user-facing problem
-            reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else e.__class__.__name__
+            text = " ".join(str(e).split())
+            if "not bound to checkpointed values" in text or "could not be found" in text:
+                reason = "it does not match this network: another version or configuration wrote it"
+            else:
+                reason = text[:160] or e.__class__.__name__
             raise CheckpointError(
                 f"cannot restore checkpoint {path} ({reason}); pass --reset_output_dir to start over "
                 "or another --output_dir"
