@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import gzip
-import os
 import socket
 import struct
 import zlib

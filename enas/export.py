@@ -317,8 +317,6 @@ def restore_run(output_dir):
     drop-path rates, which have no variables and do not act at inference, are the training
     script's defaults. Raises CheckpointError (one line) when there is no usable run.
     """
-    import tensorflow as tf
-
     from enas import run_dir
     from enas.micro_child import ChildConfig, MicroChild
     from enas.model_summary import dataset_image_shape
@@ -357,24 +355,8 @@ def restore_run(output_dir):
         reason = str(e) if not isinstance(e, KeyError) else f"missing {e}"
         raise CheckpointError(f"cannot rebuild the network of {config_path} ({reason})") from None
     checkpoints = run_dir.Checkpoints(output_dir, model=model)
-    path = checkpoints.manager.latest_checkpoint
+    # The optimizer's slots and the epoch counter in the checkpoint are not needed here.
+    path = checkpoints.restore_latest(partial=True)
     if path is None:
         raise CheckpointError(f"{output_dir!r} has no checkpoint yet; train at least one epoch first")
-    # A weight the checkpoint's object graph does not reach was neither saved nor restored.
-    reachable = {id(t) for t in tf.train.TrackableView(checkpoints.checkpoint).descendants()}
-    missing = [e.path for e in variable_table(model) if id(e.variable) not in reachable]
-    if missing:
-        total = len(model.weights)
-        raise CheckpointError(
-            f"checkpoint {path} holds only {total - len(missing)} of the network's {total} weights "
-            f"(not e.g. {missing[0]}): run_dir.Checkpoints does not track layers kept in lists, so "
-            "the trained cells cannot be exported from it"
-        )
-    try:
-        status = checkpoints.checkpoint.restore(path)
-        status.assert_existing_objects_matched()
-        status.expect_partial()  # the optimizer's slots and the epoch counter are not needed
-    except Exception as e:  # noqa: BLE001 - any failure to read it is the same user-facing problem
-        reason = (str(e).strip().splitlines() or [e.__class__.__name__])[0][:160]
-        raise CheckpointError(f"cannot restore checkpoint {path} ({reason})") from None
     return model, identity, path

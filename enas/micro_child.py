@@ -23,7 +23,7 @@ import tensorflow as tf
 from keras import ops
 
 from enas import micro_ops
-from enas.arc import Arc, parse_arc
+from enas.arc import parse_arc
 from enas.errors import ConfigError
 from enas.micro_cell import MicroCell
 from enas.precision import PrecisionPolicy

@@ -118,13 +118,20 @@ class Checkpoints:
         self.checkpoint = tf.train.Checkpoint(**trackables)
         self.manager = tf.train.CheckpointManager(self.checkpoint, output_dir, max_to_keep=max_to_keep)
 
-    def restore_latest(self):
-        """Restore the newest checkpoint; return its path, or ``None`` when there is none."""
+    def restore_latest(self, partial=False):
+        """Restore the newest checkpoint; return its path, or ``None`` when there is none.
+
+        Every tracked object must be found in it; with ``partial``, values in the checkpoint
+        that nothing here tracks (e.g. an optimizer, when only the model is wanted) are fine.
+        """
         path = self.manager.latest_checkpoint
         if path is None:
             return None
         try:
-            self.checkpoint.restore(path).assert_existing_objects_matched()
+            status = self.checkpoint.restore(path)
+            status.assert_existing_objects_matched()
+            if partial:
+                status.expect_partial()
         except Exception as e:  # noqa: BLE001 - any failure to read it is the same user-facing problem
             text = " ".join(str(e).split())
             if "not bound to checkpointed values" in text or "could not be found" in text:

@@ -19,3 +19,10 @@ from quantize.quantized_layers import (
     QuantizedSeparableConv2D,
 )
 from quantize.quantized_ops import SUPPORTED_BITS, SteQuantize, quantize_uniform
+
+__all__ = [
+    "Quantizer", "WeightClip", "clipped_ste", "get", "precision_of", "serialize",
+    "QuantConv2D", "QuantDense", "QuantDepthwiseConv2D", "QuantizedLayerBase", "QuantSeparableConv2D",
+    "QuantizedConv2D", "QuantizedDense", "QuantizedDepthwiseConv2D", "QuantizedSeparableConv2D",
+    "SUPPORTED_BITS", "SteQuantize", "quantize_uniform",
+]
