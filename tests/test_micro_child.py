@@ -46,9 +46,17 @@ def test_fixed_child_builds_only_chosen_ops():
     assert model.count_params_used() < search.count_params_used()
 
 
-def test_search_child_one_trace_for_every_arc_and_only_shared_variables():
+@pytest.fixture(scope="module")
+def search_trainer():
+    """One search-mode child with a plain-SGD compiled step, shared by the tests below (tracing
+    the step is the expensive part)."""
+    keras.utils.set_random_seed(1)
     model = MicroChild(ChildConfig(**SMALL)).build_for((28, 28, 1))
-    trainer = ChildTrainer(model, make_optimizer("sgd", 0.1), 8, search_mode=True)
+    return ChildTrainer(model, make_optimizer("sgd", 0.5), 8, search_mode=True)
+
+
+def test_search_child_one_trace_for_every_arc_and_only_shared_variables(search_trainer):
+    trainer, model = search_trainer, search_trainer.model
     variable_ids = {id(v) for v in model.variables}
     rng = np.random.default_rng(0)
     x, y = images(), tf.constant(np.arange(8) % 10, tf.int32)
@@ -63,23 +71,22 @@ def test_search_child_one_trace_for_every_arc_and_only_shared_variables():
     assert len(outputs) > 1
 
 
-def test_weight_sharing_between_architectures():
+def test_weight_sharing_between_architectures(search_trainer):
     """ARC_A and ARC_B place sep-conv-3x3 at normal-cell node 0, slot x: they read the same
     variables; a step on ARC_A changes them (and so what ARC_B computes), while an op only ARC_B
     uses is left untouched by plain SGD."""
-    keras.utils.set_random_seed(1)
-    model = MicroChild(ChildConfig(**SMALL)).build_for((28, 28, 1))
+    trainer, model = search_trainer, search_trainer.model
     normal_cell = model.cells[-1]  # layer 2 of 3 is normal (reductions at 0 and 1)
     assert 2 not in model.config.reduction_layers
     shared = normal_cell.ops_bank[op_key(0, 0, 0)]
     only_b = normal_cell.ops_bank[op_key(1, 1, 1)]  # ARC_B normal node 1, slot y, sep 5x5
     assert 1 not in {o for n, s, o in parse_arc(ARC_A).normal.used_ops() if (n, s) == (1, 1)}
-    trainer = ChildTrainer(model, make_optimizer("sgd", 0.5), 8, search_mode=True)
     x, y = images(), tf.constant(np.arange(8) % 10, tf.int32)
     before_b = model(x, arc=arc_tensor(ARC_B), training=True).numpy()
     shared_before = [w.numpy().copy() for w in shared.trainable_weights]
     only_b_before = [w.numpy().copy() for w in only_b.trainable_weights]
     trainer.train_step(x, y, arc_tensor(ARC_A))
+    assert trainer.trace_count == 1
     assert any(not np.array_equal(w.numpy(), b) for w, b in zip(shared.trainable_weights, shared_before))
     assert all(np.array_equal(w.numpy(), b) for w, b in zip(only_b.trainable_weights, only_b_before))
     after_b = model(x, arc=arc_tensor(ARC_B), training=True).numpy()
