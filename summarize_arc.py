@@ -35,8 +35,8 @@ def main(settings):
     from enas.runner import child_config
 
     image_shape = dataset_image_shape(settings["dataset"])
-    arc = parse_arc(settings["child_fixed_arc"], settings["child_num_cells"])
-    config = child_config(settings)
+    arc = parse_arc(settings["child_fixed_arc"], settings["child_num_cells"] or None)
+    config = child_config({**settings, "child_num_cells": arc.num_nodes})
     model = MicroChild(config, fixed_arc=arc).build_for(image_shape)
     print(f"Architecture: {arc}")
     print(f"Precision: {config.policy.describe()}")

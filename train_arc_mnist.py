@@ -24,7 +24,7 @@ CONFIG = dict(
     # architecture (normal cell then reduction cell, 4 integers per node)
     child_fixed_arc="1 2 0 0 1 1 0 1 1 1 0 0 1 1 1 3 0 1 1 0 1 4 1 1 2 0 1 3 1 3 1 2 1 0 1 0 3 1 1 0",
     child_num_layers=6,
-    child_num_cells=5,
+    child_num_cells=0,  # nodes per cell (B); 0: from the arc's length (8 * B integers)
     child_reduction_layers="",  # e.g. "2,5"; empty: ENAS rule, at 1/3 and 2/3 of the depth
     child_out_filters=16,
     child_keep_prob=0.9,

@@ -42,7 +42,7 @@ def run_command(config, argv, fn, *, flag_help=None, description=None) -> int:
         print(f"error: {message}", file=sys.stderr, flush=True)
         return e.exit_code
     except KeyboardInterrupt:
-        print("interrupted; rerunning the same command resumes from the last checkpoint",
-              file=sys.stderr, flush=True)
+        print("interrupted; rerunning the same command resumes from the last completed epoch "
+              "(if one was saved)", file=sys.stderr, flush=True)
         return 130
     return int(result) if isinstance(result, int) and not isinstance(result, bool) else 0

@@ -23,6 +23,7 @@ import dataclasses
 import gzip
 import socket
 import struct
+import sys
 import zlib
 from pathlib import Path
 
@@ -113,7 +114,8 @@ def try_download(fname: str, origin: str, data_path, file_hash: str | None = Non
     root = Path(data_path)
     existed = root.exists()
     try:
-        with _socket_timeout(DOWNLOAD_TIMEOUT):
+        # Keras announces downloads on stdout; keep that out of logs redirected with >>.
+        with _socket_timeout(DOWNLOAD_TIMEOUT), contextlib.redirect_stdout(sys.stderr):
             path = keras.utils.get_file(
                 fname, origin, file_hash=file_hash, cache_dir=str(root.absolute()), cache_subdir=""
             )

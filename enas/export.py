@@ -44,6 +44,7 @@ import zlib
 import keras
 import numpy as np
 
+from enas import micro_child  # noqa: F401  (registers MicroChild for deserialisation)
 from enas.errors import CheckpointError
 from enas.model_summary import Storage, variable_table
 
@@ -195,6 +196,7 @@ def export_packed(model, path):
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(payload)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

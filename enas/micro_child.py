@@ -65,6 +65,12 @@ class ChildConfig:
         if self.reduction_layers is None:
             object.__setattr__(self, "reduction_layers", default_reduction_layers(self.num_layers))
         total = self.num_layers + 2
+        for part, _ in self.policy.overrides:
+            if part.startswith("layer_") and int(part[6:]) >= total:
+                raise ConfigError(
+                    f"precision override {part!r} names no layer: layers are layer_0..layer_{total - 1} "
+                    "(num_layers + 2)"
+                )
         bad = [r for r in self.reduction_layers if not 0 <= r < total]
         if bad:
             raise ConfigError(

@@ -11,6 +11,7 @@
 
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -22,11 +23,13 @@ from enas.errors import CheckpointError, ConfigError
 
 CONFIG_FILE = "config.json"
 LOG_FILE = "stdout"
-_OURS = {CONFIG_FILE, LOG_FILE, "checkpoint"}
+# Every name a run writes into its output folder (checkpoints are ckpt-N.index / .data-*).
+_OURS = {CONFIG_FILE, LOG_FILE, "checkpoint", "tensorboard", "arcs.jsonl", "best_arc.txt",
+         "best_arc.json", "curves.png", "search_curves.png"}
 
 
 def _is_ours(name):
-    return name in _OURS or name.startswith("ckpt-") or name.endswith((".jsonl", ".txt", ".png"))
+    return name in _OURS or re.fullmatch(r"ckpt-\d+\.(index|data-\d+-of-\d+)", name) is not None
 
 
 def prepare(output_dir, identity, reset=False):
@@ -38,7 +41,7 @@ def prepare(output_dir, identity, reset=False):
     if os.path.exists(output_dir) and not os.path.isdir(output_dir):
         raise ConfigError(f"--output_dir {output_dir!r} is a file; pass a folder")
     if reset and os.path.isdir(output_dir):
-        foreign = [n for n in os.listdir(output_dir) if not _is_ours(n) and n != "tensorboard"]
+        foreign = [n for n in os.listdir(output_dir) if not _is_ours(n)]
         if foreign:
             raise ConfigError(
                 f"refusing to reset --output_dir {output_dir!r}: it holds files this program did not "
@@ -76,6 +79,7 @@ def atomic_write(path, text):
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; results are meant to be shared
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -9,7 +9,8 @@ Each epoch:
 3. print ``Here are 10 architectures`` (each with its ``val_acc`` on a validation minibatch and
    as a ready-to-paste string), then ``Epoch N: Eval`` (valid and test accuracy of one sampled
    architecture);
-4. append every sampled architecture to ``arcs.jsonl``, update ``best_arc.txt``, and checkpoint
+4. append the architectures sampled for that report to ``arcs.jsonl``, update ``best_arc.txt``
+   (the best arc string, ready for ``-fixed_arc``) and ``best_arc.json``, and checkpoint
    child, controller, both optimizers, baseline, epoch and RNG state.
 """
 
@@ -30,7 +31,8 @@ from enas.runner import (EpochRunner, check_finite, check_positive, child_config
                          make_child_trainer, run_identity, step_of)
 
 ARCS_FILE = "arcs.jsonl"
-BEST_FILE = "best_arc.txt"
+BEST_FILE = "best_arc.txt"  # the arc string alone: -fixed_arc "$(cat best_arc.txt)"
+BEST_RECORD = "best_arc.json"
 CONTROLLER_TYPES = ("micro", "random")
 
 
@@ -82,15 +84,15 @@ def run(s, dataset, log=None):
     config = child_config(s)
     controller = make_controller(s)
     data = load_data(s, dataset)
+    keras.utils.set_random_seed(s["seed"])
+    child = MicroChild(config).build_for(data.image_shape)
+    child_trainer = make_child_trainer(s, child, len(data.x_train), search_mode=True)
+    reward_batches = RewardBatches(data, s["batch_size"], s["seed"])
+    # Only now, with every setting validated, touch the output folder.
     identity = {**run_identity(s, dataset, None, config), "controller_type": s["controller_type"],
                 "seed": s["seed"]}
     run_dir.prepare(s["output_dir"], identity, s["reset_output_dir"])
     log = log or run_dir.RunLog(s["output_dir"])
-    keras.utils.set_random_seed(s["seed"])
-
-    child = MicroChild(config).build_for(data.image_shape)
-    child_trainer = make_child_trainer(s, child, len(data.x_train), search_mode=True)
-    reward_batches = RewardBatches(data, s["batch_size"], s["seed"])
     reward_fn = tf.function(batch_accuracy(child, reward_batches))
     ctrl_trainer = None
     if controller.learns:
@@ -181,19 +183,19 @@ def sample_and_report(controller, reward_fn, count, epoch, log):
 
 
 def read_best(output_dir):
-    path = os.path.join(output_dir, BEST_FILE)
+    path = os.path.join(output_dir, BEST_RECORD)
     if not os.path.exists(path):
         return None
-    with open(path) as f:
-        lines = f.read().splitlines()
     try:
-        return json.loads(lines[-1])
-    except (ValueError, IndexError):
+        with open(path) as f:
+            return json.load(f)
+    except ValueError:
         return None
 
 
 def record(output_dir, sampled, best):
-    """Append ``sampled`` to arcs.jsonl; keep best_arc.txt (arc string, then a JSON line) current."""
+    """Append ``sampled`` to arcs.jsonl; keep best_arc.txt (the arc string) and best_arc.json
+    (its epoch and val_acc) current."""
     with open(os.path.join(output_dir, ARCS_FILE), "a") as f:
         for item in sampled:
             f.write(json.dumps(item) + "\n")
@@ -201,5 +203,6 @@ def record(output_dir, sampled, best):
         if best is None or item["val_acc"] > best["val_acc"]:
             best = item
     if best is not None:
-        run_dir.atomic_write(os.path.join(output_dir, BEST_FILE), f"{best['arc']}\n{json.dumps(best)}\n")
+        run_dir.atomic_write(os.path.join(output_dir, BEST_RECORD), json.dumps(best) + "\n")
+        run_dir.atomic_write(os.path.join(output_dir, BEST_FILE), best["arc"] + "\n")
     return best

@@ -21,15 +21,17 @@ __all__ = ["run", "TrainingDiverged"]
 def run(s, dataset, log=None):
     """Train the architecture ``s["child_fixed_arc"]``; returns a result dict."""
     check_positive(s, "batch_size", "eval_batch_size", "num_epochs", "log_every", "eval_every_epochs")
-    arc = parse_arc(s["child_fixed_arc"], s["child_num_cells"])
+    # B comes from the arc's length unless --child_num_cells says otherwise (then they must agree).
+    arc = parse_arc(s["child_fixed_arc"], s["child_num_cells"] or None)
+    s = {**s, "child_num_cells": arc.num_nodes}
     config = child_config(s)
     data = load_data(s, dataset)
-    run_dir.prepare(s["output_dir"], run_identity(s, dataset, arc, config), s["reset_output_dir"])
-    log = log or run_dir.RunLog(s["output_dir"])
     keras.utils.set_random_seed(s["seed"])
-
     model = MicroChild(config, fixed_arc=arc).build_for(data.image_shape)
     trainer = make_child_trainer(s, model, len(data.x_train), search_mode=False)
+    # Only now, with every setting validated, touch the output folder.
+    run_dir.prepare(s["output_dir"], run_identity(s, dataset, arc, config), s["reset_output_dir"])
+    log = log or run_dir.RunLog(s["output_dir"])
     epoch_var = keras.Variable(0, dtype="int64", trainable=False, name="epoch")
     checkpoints = run_dir.Checkpoints(s["output_dir"], model=model, optimizer=trainer.optimizer,
                                       epoch=epoch_var)

@@ -65,9 +65,12 @@ def test_malformed_arc(train_config, capsys, arc, fragments):
     (["stray_positional"], ["unexpected argument 'stray_positional'"]),
     (["--child_reduction_layers=a,b"], ["bad --child_reduction_layers 'a,b'"]),
     (["--child_reduction_layers=9"], ["reduction layer(s) [9] out of range"]),
+    (["--child_precision_overrides=layer_99=binary"], ["'layer_99' names no layer"]),
 ])
 def test_bad_flag_values(train_config, capsys, extra, fragments):
     assert_one_line_error(*run(train_config, capsys, extra)[::2], *fragments)
+    # Nothing is written before every setting is validated, so the fixed command just works.
+    assert not os.path.exists(train_config["output_dir"])
 
 
 def test_fixed_arc_aliases_and_separators(train_config, capsys):
@@ -121,13 +124,14 @@ def test_unreadable_checkpoint_is_reported_and_kept(train_config, capsys):
     assert files_after == files_before
 
 
-def test_reset_refuses_foreign_folder(train_config, tmp_path, capsys):
+@pytest.mark.parametrize("name", ["thesis.tex", "mnist_arc.txt", "plot.png"])
+def test_reset_refuses_foreign_folder(train_config, tmp_path, capsys, name):
     folder = tmp_path / "mine"
     folder.mkdir()
-    (folder / "thesis.tex").write_text("precious")
+    (folder / name).write_text("precious")
     code, _, err = run({**train_config, "output_dir": str(folder), "reset_output_dir": True}, capsys)
-    assert_one_line_error(code, err, "refusing to reset")
-    assert (folder / "thesis.tex").read_text() == "precious"
+    assert_one_line_error(code, err, "refusing to reset", name)
+    assert (folder / name).read_text() == "precious"
 
 
 def _script(config, *extra):

@@ -82,16 +82,17 @@ def test_search_prints_original_format_and_records_arcs(search_config, uninterru
     out_dir = Path(search_config["output_dir"])
     records = [json.loads(line) for line in (out_dir / "arcs.jsonl").read_text().splitlines()]
     assert len(records) == 6 and {r["epoch"] for r in records} == {1, 2}
-    best_arc, best_json = (out_dir / "best_arc.txt").read_text().splitlines()
-    assert json.loads(best_json)["val_acc"] == max(r["val_acc"] for r in records)
+    (best_arc,) = (out_dir / "best_arc.txt").read_text().splitlines()  # pasteable as is
+    best = json.loads((out_dir / "best_arc.json").read_text())
+    assert best["arc"] == best_arc and best["val_acc"] == max(r["val_acc"] for r in records)
 
     # The best arc trains with the fixed-arc script, as printed.
     train = {**train_arc_mnist.CONFIG, **{k: search_config[k] for k in (
         "data_path", "max_train_examples", "max_test_examples", "num_valid", "batch_size",
-        "child_num_cells", "child_out_filters")}, "child_num_layers": 0, "num_epochs": 1,
+        "child_out_filters")}, "child_num_cells": 0, "child_num_layers": 0, "num_epochs": 1,
         "child_use_aux_heads": False, "output_dir": str(tmp_path / "train")}
     code = cli.main(train_arc_mnist.CONFIG, "mnist", "train",
-                    argv_from(train, "train") + ["-fixed_arc", best_arc])
+                    argv_from(train, "train") + ["-fixed_arc", (out_dir / "best_arc.txt").read_text()])
     out, err = capsys.readouterr()
     assert code == 0, err
     assert f"Training architecture: {best_arc}" in out
