@@ -46,6 +46,7 @@ CONFIG = dict(
     child_lr_cosine=True,
     child_l2_reg=1e-4,
     child_grad_bound=5.0,
+    child_xla=False,  # compile the search step with XLA (for GPUs; slower on CPU)
     child_augment=True,
     child_cutout_size=0,
     # controller

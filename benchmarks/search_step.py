@@ -11,10 +11,17 @@ For each precision (binary, float) and shape (MNIST 28x28x1, CIFAR 32x32x3), in 
 
 Each measurement is images/second of full training steps (forward, backward, SGD update) after
 a warm-up; the repeats of (a), (b), (c) are interleaved so machine noise hits all alike, and the
-table reports medians over repeats and the ratios a/b and a/c of those medians.
+table reports medians over repeats and the ratios a/b and a/c of those medians. ``first (a)`` is
+the time from nothing to the end of the search child's first two steps (build the child, trace,
+instantiate, run), ``first (b)`` the same for one fixed network and one step.
 
-    python benchmarks/search_step.py                 # defaults: a few minutes on 2 cores
-    python benchmarks/search_step.py --repeats 7 --steps 20
+Rows (``--datasets`` picks among them): ``mnist`` (search_arc_mnist.py's child), ``cifar`` (a
+smaller CIFAR child) and ``enas`` (ENAS's own CIFAR-10 search child: 6 layers + 2 reductions,
+B=5, 20 filters, batch 128, 32x32x3).
+
+    python benchmarks/search_step.py                 # all rows: ~25 minutes on 2 cores
+    python benchmarks/search_step.py --quick         # the mnist rows, 1 repeat: about a minute
+    python benchmarks/search_step.py --datasets enas --precisions float binary --skip-all-ops
 """
 
 import argparse
@@ -23,8 +30,8 @@ import statistics
 import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import enas.tf_log  # noqa: E402  (TensorFlow's environment defaults, before TensorFlow is imported)
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -35,12 +42,22 @@ from enas.child_trainer import ChildTrainer, make_optimizer  # noqa: E402
 from enas.micro_child import ChildConfig, MicroChild  # noqa: E402
 from enas.precision import PrecisionPolicy  # noqa: E402
 
-SHAPES = {"mnist": (28, 28, 1), "cifar": (32, 32, 3)}
+SHAPES = {"mnist": (28, 28, 1), "cifar": (32, 32, 3), "enas": (32, 32, 3)}
 
 
 def make_trainer(config, image_shape, batch, fixed_arc=None, op_selection="switch"):
     model = MicroChild(config, fixed_arc=fixed_arc, op_selection=op_selection).build_for(image_shape)
     return ChildTrainer(model, make_optimizer("sgd", 0.01), batch, search_mode=fixed_arc is None)
+
+
+def first_steps(make, step, steps):
+    """Seconds from nothing to the end of ``steps`` steps of a new trainer; returns the trainer."""
+    start = time.perf_counter()
+    trainer = make()
+    for i in range(steps):
+        out = step(trainer, i)
+    float(out["loss"])
+    return trainer, time.perf_counter() - start
 
 
 def timed_steps(step, steps):
@@ -53,7 +70,7 @@ def timed_steps(step, steps):
 
 def bench(args, dataset, precision):
     image_shape = SHAPES[dataset]
-    layers, nodes, filters, batch = (args.mnist if dataset == "mnist" else args.cifar)
+    layers, nodes, filters, batch = getattr(args, dataset)
     config = ChildConfig(num_layers=layers, num_nodes=nodes, out_filters=filters,
                          policy=PrecisionPolicy.from_flags(precision))
     rng = np.random.default_rng(0)
@@ -62,13 +79,19 @@ def bench(args, dataset, precision):
     x = tf.constant(rng.normal(size=(batch,) + image_shape).astype("float32"))
     y = tf.constant(rng.integers(0, 10, batch).astype("int32"))
     keras.utils.set_random_seed(0)
-    search = make_trainer(config, image_shape, batch)
-    gather = make_trainer(config, image_shape, batch, op_selection="all")
-    fixed = [make_trainer(config, image_shape, batch, fixed_arc=a) for a in arcs]
-    step_of = {
-        "a": lambda i: search.train_step(x, y, arc_tensors[i % len(arcs)]),
-        "c": lambda i: gather.train_step(x, y, arc_tensors[i % len(arcs)]),
-    }
+    search, first_a = first_steps(lambda: make_trainer(config, image_shape, batch),
+                                  lambda t, i: t.train_step(x, y, arc_tensors[i % len(arcs)]), 2)
+    fixed = []
+    for k, arc in enumerate(arcs):
+        trainer, seconds = first_steps(lambda a=arc: make_trainer(config, image_shape, batch, fixed_arc=a),
+                                       lambda t, i: t.train_step(x, y), 1)
+        fixed.append(trainer)
+        first_b = seconds if k == 0 else first_b
+    step_of = {"a": lambda i: search.train_step(x, y, arc_tensors[i % len(arcs)])}
+    gather = None
+    if not args.skip_all_ops:
+        gather = make_trainer(config, image_shape, batch, op_selection="all")
+        step_of["c"] = lambda i: gather.train_step(x, y, arc_tensors[i % len(arcs)])
     for k, trainer in enumerate(fixed):
         step_of[f"b{k}"] = lambda i, t=trainer: t.train_step(x, y)
     for step in step_of.values():  # warm-up: trace and first runs
@@ -81,8 +104,9 @@ def bench(args, dataset, precision):
     median = {key: statistics.median(v) for key, v in rates.items()}
     # (b): one fixed network per arc; the harmonic mean matches (a)'s per-step mix of the arcs.
     fixed_rate = len(arcs) / sum(1.0 / median[f"b{k}"] for k in range(len(arcs)))
-    traces = (search.trace_count, gather.trace_count)
-    return median["a"], fixed_rate, median["c"], traces, (layers, nodes, filters, batch)
+    traces = (search.trace_count, gather.trace_count if gather else 0)
+    return (median["a"], fixed_rate, median.get("c", float("nan")), traces, (layers, nodes, filters, batch),
+            (first_a, first_b))
 
 
 def main():
@@ -96,21 +120,30 @@ def main():
     parser.add_argument("--cifar", type=int, nargs=4, default=[2, 5, 16, 64],
                         metavar=("LAYERS", "NODES", "FILTERS", "BATCH"),
                         help="CIFAR child (default: ENAS search cell, fewer layers and filters)")
-    parser.add_argument("--datasets", nargs="+", default=["mnist", "cifar"], choices=list(SHAPES))
+    parser.add_argument("--enas", type=int, nargs=4, default=[6, 5, 20, 128],
+                        metavar=("LAYERS", "NODES", "FILTERS", "BATCH"),
+                        help="ENAS's CIFAR-10 search child (official search script's size)")
+    parser.add_argument("--datasets", nargs="+", default=["mnist", "cifar", "enas"], choices=list(SHAPES))
     parser.add_argument("--precisions", nargs="+", default=["binary", "float"])
+    parser.add_argument("--skip-all-ops", action="store_true", help="do not build/time (c)")
+    parser.add_argument("--quick", action="store_true",
+                        help="a one-minute check: mnist rows only, 1 repeat of 4 steps, no (c)")
     args = parser.parse_args()
+    enas.tf_log.filter_cpp_logs()  # TensorFlow's C++ banners off the table's stderr
+    if args.quick:
+        args.datasets, args.repeats, args.steps, args.skip_all_ops = ["mnist"], 1, 4, True
     print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, {os.cpu_count()} CPUs; "
           f"median of {args.repeats} repeats x {args.steps} steps", flush=True)
     header = f"{'dataset':8} {'precision':9} {'L,B,F,batch':14} {'(a) search':>11} {'(b) fixed':>10} " \
-             f"{'(c) all-ops':>11} {'a/b':>6} {'a/c':>6}  traces(a,c)"
+             f"{'(c) all-ops':>11} {'a/b':>6} {'a/c':>6} {'first (a)':>10} {'first (b)':>10}  traces(a,c)"
     print(header)
     print("-" * len(header))
     for dataset in args.datasets:
         for precision in args.precisions:
-            a, b, c, traces, shape = bench(args, dataset, precision)
+            a, b, c, traces, shape, (first_a, first_b) = bench(args, dataset, precision)
             print(f"{dataset:8} {precision:9} {','.join(map(str, shape)):14} {a:11.1f} {b:10.1f} "
-                  f"{c:11.1f} {a / b:6.2f} {a / c:6.2f}  {traces}", flush=True)
-    print("units: images/second (training steps: forward + backward + update)")
+                  f"{c:11.1f} {a / b:6.2f} {a / c:6.2f} {first_a:9.1f}s {first_b:9.1f}s  {traces}", flush=True)
+    print("units: images/second (training steps: forward + backward + update); first: seconds")
 
 
 if __name__ == "__main__":

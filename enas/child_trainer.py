@@ -21,19 +21,15 @@ import tensorflow as tf
 
 from enas.errors import ConfigError
 from enas.micro_child import AUX_LOSS_WEIGHT
-
-OPTIMIZERS = ("momentum", "sgd", "adam")
+from enas.validate import OPTIMIZERS, check_learning_rates, check_optimizer
 
 
 def learning_rate_schedule(lr_max, lr_min, steps_per_epoch, t_0=10, t_mul=2, cosine=True):
     """Cosine decay with warm restarts (SGDR): from ``lr_max`` to ``lr_min`` over ``t_0`` epochs,
     then periods ``t_mul`` times longer, as ENAS; or the constant ``lr_max``."""
-    if not lr_max > 0 or lr_min < 0 or lr_min > lr_max:
-        raise ConfigError(f"need 0 <= lr_min <= lr_max and lr_max > 0, got lr_max={lr_max}, lr_min={lr_min}")
+    check_learning_rates(lr_max, lr_min, cosine, t_0, t_mul)
     if not cosine:
         return lr_max
-    if t_0 < 1 or t_mul < 1:
-        raise ConfigError(f"need lr_T_0 >= 1 and lr_T_mul >= 1, got {t_0} and {t_mul}")
     return keras.optimizers.schedules.CosineDecayRestarts(
         initial_learning_rate=lr_max, first_decay_steps=int(t_0 * steps_per_epoch),
         t_mul=float(t_mul), m_mul=1.0, alpha=lr_min / lr_max,
@@ -42,14 +38,38 @@ def learning_rate_schedule(lr_max, lr_min, steps_per_epoch, t_0=10, t_mul=2, cos
 
 def make_optimizer(name, learning_rate):
     """``momentum``: SGD Nesterov 0.9 (ENAS final training); ``sgd``; ``adam``: beta_1 0,
-    epsilon 1e-3 (ENAS/original search)."""
+    epsilon 1e-3 (ENAS/original search) (one of ``OPTIMIZERS``)."""
+    check_optimizer(name)
     if name == "momentum":
         return keras.optimizers.SGD(learning_rate, momentum=0.9, nesterov=True)
     if name == "sgd":
         return keras.optimizers.SGD(learning_rate)
-    if name == "adam":
-        return keras.optimizers.Adam(learning_rate, beta_1=0.0, epsilon=1e-3)
-    raise ConfigError(f"unknown optimizer {name!r}: use one of {', '.join(OPTIMIZERS)}")
+    return keras.optimizers.Adam(learning_rate, beta_1=0.0, epsilon=1e-3)
+
+
+class WithoutGrappler:
+    """A ``tf.function`` run with Grappler (TensorFlow's graph optimizer) switched off.
+
+    For the search-mode steps: Grappler took 45 of the 83 s of the first call of the ENAS-size
+    search step (6 layers, B=5, 20 filters, 32x32x3) and made the step no faster (2.20 vs 2.18 s
+    per batch of 128, 2 CPU cores, oneDNN on). The option is process-wide and part of the key
+    under which TensorFlow caches the instantiated graph, so it is switched off around every
+    call and restored at once: other functions keep Grappler.
+    """
+
+    def __init__(self, function):
+        self.function = function
+
+    def __call__(self, *args):
+        previous = tf.config.optimizer.get_experimental_options().get("disable_meta_optimizer", False)
+        tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
+        try:
+            return self.function(*args)
+        finally:
+            tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": previous})
+
+    def get_concrete_function(self, *args):
+        return self.function.get_concrete_function(*args)
 
 
 def _kernels(model):
@@ -67,10 +87,13 @@ class ChildTrainer:
         l2_reg: L2 weight decay on kernels.
         grad_bound: clip the global gradient norm to this (``None``/0: no clipping).
         search_mode: steps take an ``arc`` int32 ``[8B]`` argument.
+        jit_compile: compile the steps with XLA (a search-mode child must then be built with
+            ``static_shapes=True``). Off by default: on CPU XLA made the fixed step ~10x slower;
+            on GPUs it is usually faster.
     """
 
     def __init__(self, model, optimizer, global_batch_size, l2_reg=0.0, grad_bound=None,
-                 search_mode=False):
+                 search_mode=False, jit_compile=False):
         self.model = model
         self.optimizer = optimizer
         self.global_batch_size = int(global_batch_size)
@@ -83,8 +106,14 @@ class ChildTrainer:
         specs = [tf.TensorSpec(image_shape, tf.float32), tf.TensorSpec([None], tf.int32)]
         if search_mode:
             specs.append(tf.TensorSpec([8 * model.config.num_nodes], tf.int32))
-        self.train_step = tf.function(self._train_step, input_signature=specs)
-        self.eval_step = tf.function(self._eval_step, input_signature=specs)
+        if jit_compile and search_mode and not getattr(model, "static_shapes", False):
+            raise ConfigError("XLA needs a search child built with static_shapes=True")
+        if jit_compile:  # XLA wants static shapes: one trace per batch size (not per arc)
+            specs = None
+        self.train_step = tf.function(self._train_step, input_signature=specs, jit_compile=jit_compile)
+        self.eval_step = tf.function(self._eval_step, input_signature=specs, jit_compile=jit_compile)
+        if search_mode and not jit_compile:
+            self.train_step, self.eval_step = WithoutGrappler(self.train_step), WithoutGrappler(self.eval_step)
 
     def _loss(self, labels, logits):
         per_example = keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)

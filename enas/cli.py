@@ -18,6 +18,9 @@ def main(config, dataset, mode, argv=None):
         raise ValueError(f"unknown mode {mode!r}; use one of {MODES}")
 
     def run(settings):
+        from enas.validate import check_settings  # no TensorFlow yet: bad input fails fast
+
+        check_settings(settings, mode)
         if mode == "train":
             from enas import train_fixed
 

@@ -28,8 +28,13 @@ def run_command(config, argv, fn, *, flag_help=None, description=None) -> int:
     """Run ``fn(settings)`` with ``config`` overridden by the flags in ``argv`` (argv[0]: program).
 
     Returns the exit status: 0 (or ``fn``'s int result), a UserError's status (2) after one
-    ``error: ...`` line on stderr, or 130 on Ctrl-C.
+    ``error: ...`` line on stderr, or 130 on Ctrl-C. With ``argv=None`` (a script's own command
+    line) TensorFlow's C++ log lines are filtered off stderr first (:mod:`enas.tf_log`).
     """
+    if argv is None:  # a real command line: keep TensorFlow's C++ banners off stderr
+        from enas.tf_log import filter_cpp_logs
+
+        filter_cpp_logs()
     argv = list(sys.argv if argv is None else argv)
     if any(a in HELP_FLAGS for a in argv[1:]):
         print(help_text(config, flag_help, description))

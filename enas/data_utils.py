@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import gzip
+import io
 import socket
 import struct
 import sys
@@ -113,12 +114,17 @@ def try_download(fname: str, origin: str, data_path, file_hash: str | None = Non
 
     root = Path(data_path)
     existed = root.exists()
+    # Keras announces downloads on stdout; keep that out of logs redirected with >>. On a
+    # terminal it shows live on stderr; otherwise it is held back and shown only if the download
+    # worked, so a failed one ends in the single error line that says so.
+    announce = sys.stderr if sys.stderr.isatty() else io.StringIO()
     try:
-        # Keras announces downloads on stdout; keep that out of logs redirected with >>.
-        with _socket_timeout(DOWNLOAD_TIMEOUT), contextlib.redirect_stdout(sys.stderr):
+        with _socket_timeout(DOWNLOAD_TIMEOUT), contextlib.redirect_stdout(announce):
             path = keras.utils.get_file(
                 fname, origin, file_hash=file_hash, cache_dir=str(root.absolute()), cache_subdir=""
             )
+        if announce is not sys.stderr:
+            sys.stderr.write(announce.getvalue())
         return Path(path), ""
     except BaseException as exc:  # noqa: BLE001 - any failure becomes a DataError upstream
         if isinstance(exc, KeyboardInterrupt):

@@ -49,6 +49,7 @@ FLAG_HELP = {
     "child_lr_cosine": "Use cosine decay with warm restarts (else constant lr_max).",
     "child_l2_reg": "L2 weight decay on convolution and dense kernels.",
     "child_grad_bound": "Clip the gradient global norm to this value (0: no clipping).",
+    "child_xla": "Compile the search step with XLA (static shapes; for GPUs, slower on CPU).",
     "child_augment": "Pad-4, random-crop and flip augmentation (CIFAR-10).",
     "child_cutout_size": "Cutout square size (0: off).",
     # controller (search)

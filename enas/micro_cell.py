@@ -11,10 +11,11 @@ The architecture of the cell is either
 * a :class:`enas.arc.Cell` given at construction (*fixed mode*): the choices are Python ints,
   only the chosen ops are created, and the graph contains exactly those ops; or
 * an int32 tensor ``[4B]`` given at call time (*search mode*): every (node, slot, op) position has
-  its own shared layer, input choice and op choice are ``tf.switch_case`` branches, so one traced
-  graph serves every architecture and runs only the chosen op per node.
+  its own shared layer, the op choice is a ``tf.switch_case`` (only the chosen op runs) and the
+  input is read from a :class:`NodeStates` at the sampled id, so one traced graph serves every
+  architecture.
 
-The same :func:`select` helper implements both, so the two modes cannot drift apart.
+The same :func:`select` helper picks the op in both modes, so the two cannot drift apart.
 """
 
 import keras
@@ -51,6 +52,37 @@ def op_key(node, slot, op):
     return f"node{node}/{SLOTS[slot]}/op{op}"
 
 
+class NodeStates:
+    """The outputs of a search-mode cell's ids (``(batch, H, W, C)`` each), readable at an id
+    known only at run time.
+
+    Backed by a ``tf.TensorArray``: a read is one ``TensorListGetItem`` and its gradient reaches
+    only the id that was read. Selecting with ``tf.switch_case`` instead makes the gradient of
+    every selection materialise zeros for all the ids it did not pick (~30 activation-sized
+    zero tensors per cell at B=5) and costs a branch function per id to trace.
+    """
+
+    def __init__(self, nodes, size):
+        first = nodes[0]
+        self.array = tf.TensorArray(first.dtype, size=size, clear_after_read=False,
+                                    element_shape=first.shape)
+        self.size = 0
+        for node in nodes:
+            self.append(node)
+
+    def append(self, node):
+        self.array = self.array.write(self.size, node)
+        self.size += 1
+
+    def read(self, index):
+        """The id ``index`` (int32 scalar tensor); shape ``(batch, H, W, C)``."""
+        return self.array.read(index)
+
+    def gather(self, indices):
+        """The ids ``indices`` (int32 ``[k]``) stacked: ``(k, batch, H, W, C)``."""
+        return self.array.gather(indices)
+
+
 class CellCombine(micro_ops.OpLayer):
     """``activation -> concat(unused ids) -> 1x1 conv -> BN``.
 
@@ -58,12 +90,18 @@ class CellCombine(micro_ops.OpLayer):
     gathered (ENAS ``final_conv``), so any subset works in one graph. In fixed mode only the
     unused ids' rows are created. Input: list of ``num_ids`` tensors ``(batch, H, W, C)``;
     output ``(batch, H, W, C)``.
+
+    ``static_shapes=True`` (search mode for XLA, which needs every shape known when it compiles)
+    concatenates *all* ids and zeroes the kernel rows of the used ones instead of gathering a
+    variable number of them: the same output and gradients, at the cost of a 1x1 conv over all
+    ``num_ids * C`` channels.
     """
 
-    def __init__(self, num_ids, filters, fixed_unused=None, **kwargs):
+    def __init__(self, num_ids, filters, fixed_unused=None, static_shapes=False, **kwargs):
         super().__init__(**kwargs)
         self.num_ids = num_ids
         self.filters = filters
+        self.static_shapes = static_shapes
         self.fixed_unused = None if fixed_unused is None else tuple(fixed_unused)
         self.activation = self.precision.activation()
         self.kernel_quantizer = self.precision.kernel_quantizer()
@@ -77,13 +115,22 @@ class CellCombine(micro_ops.OpLayer):
         )
         self.bn.build(tuple(input_shape[0][:-1]) + (self.filters,))
 
-    def call(self, nodes, unused=None, training=None):
+    def call(self, nodes, cell_arc=None, states=None, training=None):
+        """``nodes``: ``num_ids`` tensors ``(batch, H, W, C)``; ``cell_arc``: int32 ``[4B]`` in
+        search mode (the unused ids are derived from it), ``states``: the same nodes as
+        :class:`NodeStates` (search mode without static shapes)."""
         if self.fixed_unused is not None:
             x = ops.concatenate([nodes[i] for i in self.fixed_unused], axis=-1)
             kernel = self.kernel
+        elif self.static_shapes:  # all ids, the used ids' rows zeroed
+            x = ops.concatenate(nodes, axis=-1)
+            is_unused = tf.cast(unused_mask(cell_arc, self.num_ids - 2), self.kernel.dtype)
+            kernel = self.kernel * is_unused[:, None, None]
         else:  # dynamic subset: stack, gather, fold the ids into channels
-            stacked = ops.stack(nodes, axis=0)  # (num_ids, N, H, W, C)
-            picked = tf.gather(stacked, unused, axis=0)  # (k, N, H, W, C)
+            unused = unused_ids(cell_arc, self.num_ids - 2)
+            if states is None:
+                states = NodeStates(nodes, self.num_ids)
+            picked = states.gather(unused)  # (k, N, H, W, C)
             shape = tf.shape(picked)
             x = tf.reshape(tf.transpose(picked, [1, 2, 3, 0, 4]),
                            [shape[1], shape[2], shape[3], shape[0] * self.filters])
@@ -110,6 +157,8 @@ class MicroCell(keras.layers.Layer):
         batch_stats: always normalise with batch statistics (search mode).
         op_selection: ``"switch"`` (default: run only the chosen op) or ``"all"`` (run all five
             and gather one, the original's method; for benchmarks).
+        static_shapes: search mode only: every tensor shape is known at trace time (the combine
+            masks instead of gathering; needed to compile the step with XLA).
 
     Call: ``cell([prev_prev, prev], arc=None, training=None)`` with inputs
     ``(batch, H_i, W_i, C_i)``; ``arc`` an int32 tensor ``[4B]`` in search mode.
@@ -117,7 +166,8 @@ class MicroCell(keras.layers.Layer):
     """
 
     def __init__(self, num_nodes, filters, precision=Precision(), fixed_cell=None,
-                 drop_path_keep_prob=None, batch_stats=False, op_selection="switch", **kwargs):
+                 drop_path_keep_prob=None, batch_stats=False, op_selection="switch",
+                 static_shapes=False, **kwargs):
         super().__init__(**kwargs)
         if op_selection not in SELECT_MODES:
             raise ValueError(f"op_selection must be one of {SELECT_MODES}, got {op_selection!r}")
@@ -136,7 +186,8 @@ class MicroCell(keras.layers.Layer):
         self.ops_bank = SharedLayers(name="ops")
         self.combine = CellCombine(
             num_nodes + 2, filters,
-            fixed_unused=None if fixed_cell is None else fixed_cell.unused_ids(), **self._op_kw,
+            fixed_unused=None if fixed_cell is None else fixed_cell.unused_ids(),
+            static_shapes=static_shapes, **self._op_kw,
         )
         self.seed_generator = keras.random.SeedGenerator(seed=None)
 
@@ -158,7 +209,8 @@ class MicroCell(keras.layers.Layer):
         node_shape = (prev_shape[0],) + tuple(target_hw) + (self.filters,)
         for node, slot, op in self._positions():
             layer = self.ops_bank.get_or_create(
-                op_key(node, slot, op), lambda: micro_ops.make_op(op, self.filters, **self._op_kw)
+                op_key(node, slot, op),
+                lambda: micro_ops.make_op(op, self.filters, in_switch=self.fixed_cell is None, **self._op_kw),
             )
             layer.build(node_shape)
         self.combine.build([node_shape] * (self.num_nodes + 2))
@@ -184,28 +236,36 @@ class MicroCell(keras.layers.Layer):
         else:
             choices = [arc[i] for i in range(4 * self.num_nodes)]
         nodes = [layer(x, training=training) for layer, x in zip(self.calibrations, inputs)]
+        states = None if self.fixed_cell is not None else NodeStates(nodes, self.num_nodes + 2)
         for node in range(self.num_nodes):
             out = 0
             for slot in range(2):
                 input_id, op_id = choices[4 * node + 2 * slot], choices[4 * node + 2 * slot + 1]
-                x = select(input_id, [lambda i=i: nodes[i] for i in range(node + 2)])
+                x = nodes[input_id] if states is None else states.read(input_id)
                 out = out + select(op_id, [
                     lambda o=o, x=x, s=slot, n=node: self._apply_op(n, s, o, x, training, drop_path_scale)
                     for o in range(NUM_OPS)
                 ], self.op_selection)
             nodes.append(out)
+            if states is not None:
+                states.append(out)
         if self.fixed_cell is not None:
             return self.combine(nodes, training=training)
-        return self.combine(nodes, unused=unused_ids(arc, self.num_nodes), training=training)
+        return self.combine(nodes, cell_arc=arc, states=states, training=training)
 
     def compute_output_shape(self, input_shapes):
         prev = tuple(input_shapes[1])
         return prev[:3] + (self.filters,)
 
 
-def unused_ids(cell_arc, num_nodes):
-    """Int32 tensor of the ids in ``0..B+1`` that no node of ``cell_arc`` ([4B] int tensor) uses."""
+def unused_mask(cell_arc, num_nodes):
+    """Bool tensor ``[B + 2]``: True for the ids no node of ``cell_arc`` ([4B] int tensor) uses."""
     cell_arc = tf.reshape(tf.convert_to_tensor(cell_arc, tf.int32), [num_nodes, 4])
     inputs = tf.concat([cell_arc[:, 0], cell_arc[:, 2]], axis=0)
-    used = tf.reduce_sum(tf.one_hot(inputs, num_nodes + 2, dtype=tf.int32), axis=0)
-    return tf.reshape(tf.cast(tf.where(tf.equal(used, 0)), tf.int32), [-1])
+    return tf.equal(tf.reduce_sum(tf.one_hot(inputs, num_nodes + 2, dtype=tf.int32), axis=0), 0)
+
+
+def unused_ids(cell_arc, num_nodes):
+    """Int32 tensor ``[k]`` of the ids in ``0..B+1`` that no node of ``cell_arc`` ([4B] int
+    tensor) uses (``k`` is known only at run time)."""
+    return tf.reshape(tf.cast(tf.where(unused_mask(cell_arc, num_nodes)), tf.int32), [-1])

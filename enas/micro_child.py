@@ -16,66 +16,18 @@ Reduction layers default to ENAS's ``[L // 3, 2 * (L // 3) + 1]`` for ``L = num_
 passed at call time and every op position has one shared layer.
 """
 
-import dataclasses
-
 import keras
 import tensorflow as tf
 from keras import ops
 
 from enas import micro_ops
 from enas.arc import parse_arc
-from enas.errors import ConfigError
+from enas.child_config import ChildConfig, default_reduction_layers  # noqa: F401  (re-exported)
 from enas.micro_cell import MicroCell
 from enas.precision import PrecisionPolicy
 from quantize.layers import QuantConv2D, QuantDense
 
 AUX_LOSS_WEIGHT = 0.4
-
-
-def default_reduction_layers(num_layers):
-    """ENAS rule: reductions at ``L // 3`` and ``2 * (L // 3) + 1`` (of ``L + 2`` layers)."""
-    distance = num_layers // 3
-    return (distance, 2 * distance + 1)
-
-
-@dataclasses.dataclass(frozen=True)
-class ChildConfig:
-    """Shape and regularisation of a child network (the ``child_*`` flags)."""
-
-    num_layers: int = 6
-    num_nodes: int = 5
-    out_filters: int = 20
-    num_classes: int = 10
-    keep_prob: float = 1.0
-    drop_path_keep_prob: float = 1.0
-    use_aux_heads: bool = False
-    reduction_layers: tuple = None  # None: default_reduction_layers(num_layers)
-    policy: PrecisionPolicy = PrecisionPolicy()
-
-    def __post_init__(self):
-        for name in ("num_layers", "num_nodes", "out_filters", "num_classes"):
-            value = getattr(self, name)
-            minimum = 0 if name == "num_layers" else 1
-            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-                raise ConfigError(f"child {name} must be an integer >= {minimum}, got {value!r}")
-        for name in ("keep_prob", "drop_path_keep_prob"):
-            value = getattr(self, name)
-            if not 0 < value <= 1:
-                raise ConfigError(f"child {name} must be in (0, 1], got {value!r}")
-        if self.reduction_layers is None:
-            object.__setattr__(self, "reduction_layers", default_reduction_layers(self.num_layers))
-        total = self.num_layers + 2
-        for part, _ in self.policy.overrides:
-            if part.startswith("layer_") and int(part[6:]) >= total:
-                raise ConfigError(
-                    f"precision override {part!r} names no layer: layers are layer_0..layer_{total - 1} "
-                    "(num_layers + 2)"
-                )
-        bad = [r for r in self.reduction_layers if not 0 <= r < total]
-        if bad:
-            raise ConfigError(
-                f"reduction layer(s) {bad} out of range: layers are 0..{total - 1} (num_layers + 2)"
-            )
 
 
 @keras.saving.register_keras_serializable(package="qenas")
@@ -88,17 +40,21 @@ class MicroChild(keras.Model):
             for fixed mode, or ``None`` for search mode.
         op_selection: search mode only: ``"switch"`` runs the chosen op of each node,
             ``"all"`` runs all five and gathers one (the original's method, for benchmarks).
+        static_shapes: search mode only: no tensor of a run-time size, so the step compiles
+            with XLA (see :class:`enas.micro_cell.CellCombine`).
 
     Call: ``child(images, arc=None, training=False)`` with images ``(batch, H, W, C_img)``
     float32 and, in search mode, ``arc`` an int32 tensor ``[8B]``. Returns logits
     ``(batch, num_classes)``; with ``return_aux=True`` a tuple ``(logits, aux_logits or None)``.
     """
 
-    def __init__(self, config=ChildConfig(), fixed_arc=None, op_selection="switch", **kwargs):
+    def __init__(self, config=ChildConfig(), fixed_arc=None, op_selection="switch", static_shapes=False,
+                 **kwargs):
         super().__init__(**kwargs)
         self.config = config
         self.fixed_arc = None if fixed_arc is None else parse_arc(fixed_arc, config.num_nodes)
         self.search_mode = self.fixed_arc is None
+        self.static_shapes = bool(static_shapes)
         policy = config.policy
         self.drop_path_scale = self.add_weight(
             name="drop_path_scale", shape=(), initializer="ones", trainable=False
@@ -128,7 +84,7 @@ class MicroChild(keras.Model):
             self.cells.append(MicroCell(
                 config.num_nodes, filters, fixed_cell=fixed_cell,
                 drop_path_keep_prob=self._layer_keep_prob(layer_id), op_selection=op_selection,
-                name=f"layer_{layer_id}", **kw,
+                static_shapes=static_shapes, name=f"layer_{layer_id}", **kw,
             ))
         self.aux_layer = max(config.reduction_layers) + 1 if config.reduction_layers else None
         self.aux_head = None

@@ -143,15 +143,41 @@ class SepConv(OpLayer):
         return x
 
 
-class Pool(OpLayer):
-    """3 x 3 average or max pooling, stride 1, same padding (full precision)."""
+@tf.custom_gradient
+def max_pool_3x3_recomputed(x):
+    """3 x 3 max pool, stride 1, same padding, whose gradient recomputes the pool beside it.
 
-    def __init__(self, kind, **kwargs):
+    Inside a ``tf.switch_case`` branch the forward pool and its gradient land in different
+    branch functions, so oneDNN cannot hand the forward's workspace to the gradient and TensorFlow
+    falls back to the generic ``MaxPoolGrad`` kernel (measured 5x slower on 2 CPU cores at
+    ``(128, 32, 32, 20)``). Recomputing the cheap forward next to the gradient keeps the fast
+    kernel. Input and output ``(batch, H, W, C)``; same values and gradient as ``max_pool2d``.
+    """
+
+    def grad(dy):
+        pooled = tf.nn.max_pool2d(x, 3, 1, "SAME")
+        return tf.raw_ops.MaxPoolGrad(orig_input=x, orig_output=pooled, grad=dy, ksize=[1, 3, 3, 1],
+                                      strides=[1, 1, 1, 1], padding="SAME")
+
+    return tf.nn.max_pool2d(x, 3, 1, "SAME"), grad
+
+
+class Pool(OpLayer):
+    """3 x 3 average or max pooling, stride 1, same padding (full precision).
+
+    ``recompute_max_grad=True`` (set for the ops of a search-mode cell, which run inside
+    ``tf.switch_case``): see :func:`max_pool_3x3_recomputed`.
+    """
+
+    def __init__(self, kind, recompute_max_grad=False, **kwargs):
         super().__init__(**kwargs)
         pool_cls = {"avg": keras.layers.AveragePooling2D, "max": keras.layers.MaxPooling2D}[kind]
         self.pool = pool_cls(pool_size=3, strides=1, padding="same")
+        self.recompute_max_grad = recompute_max_grad and kind == "max"
 
     def call(self, x, training=None):
+        if self.recompute_max_grad:
+            return max_pool_3x3_recomputed(x)
         return self.pool(x)
 
 
@@ -160,14 +186,15 @@ class Identity(OpLayer):
         return x
 
 
-def make_op(op_id, filters, precision, batch_stats):
-    """Layer of ENAS micro op ``op_id``: 0 sep 3x3, 1 sep 5x5, 2 avg pool, 3 max pool, 4 identity."""
+def make_op(op_id, filters, precision, batch_stats, in_switch=False):
+    """Layer of ENAS micro op ``op_id``: 0 sep 3x3, 1 sep 5x5, 2 avg pool, 3 max pool, 4 identity.
+    ``in_switch``: the op runs inside a ``tf.switch_case`` branch (search mode)."""
     kw = dict(precision=precision, batch_stats=batch_stats)
     return [
         lambda: SepConv(filters, 3, **kw),
         lambda: SepConv(filters, 5, **kw),
         lambda: Pool("avg", **kw),
-        lambda: Pool("max", **kw),
+        lambda: Pool("max", recompute_max_grad=in_switch, **kw),
         lambda: Identity(**kw),
     ][op_id]()
 
@@ -178,6 +205,10 @@ class FactorizedReduce(OpLayer):
     ``activation ->`` two paths: 1x1 conv on the even pixels, and 1x1 conv on the odd pixels
     (input shifted by one, zero-padded), each to half the filters; concatenate; BN.
     Input ``(batch, H, W, C)``; output ``(batch, ceil(H/2), ceil(W/2), filters)``.
+
+    The even/odd pixels are taken by the convs' stride 2, not by ``x[:, ::2, ::2]``: the
+    gradient of a strided slice (``StridedSliceGrad``) took ~40% of a small MNIST child's
+    training step on 2 CPU cores. The shift is a ``tf.slice`` (its gradient is a pad).
     """
 
     def __init__(self, filters, **kwargs):
@@ -186,7 +217,7 @@ class FactorizedReduce(OpLayer):
         halves = (filters // 2, filters - filters // 2)
         self.activation = self.precision.activation()
         self.paths = [
-            QuantConv2D(f, 1, use_bias=False, kernel_initializer="he_normal",
+            QuantConv2D(f, 1, strides=2, padding="valid", use_bias=False, kernel_initializer="he_normal",
                         kernel_quantizer=self.precision.kernel_quantizer(), name=f"path_{i}")
             for i, f in enumerate(halves)
         ]
@@ -199,10 +230,13 @@ class FactorizedReduce(OpLayer):
 
     def call(self, x, training=None):
         x = self.activation(x)
-        even = x[:, ::2, ::2, :]
-        shifted = ops.pad(x, [[0, 0], [0, 1], [0, 1], [0, 0]])[:, 1:, 1:, :]
-        odd = shifted[:, ::2, ::2, :]
-        out = ops.concatenate([self.paths[0](even), self.paths[1](odd)], axis=-1)
+        shifted = tf.slice(x, [0, 1, 1, 0], [-1, -1, -1, -1])  # (N, H-1, W-1, C)
+        # An odd (or unknown) size needs the zero row/column the original pads with; an even one
+        # never reads it (stride 2 from 0), so it is left out and the input stays fixed-point.
+        pad_h, pad_w = (1 if d is None else d % 2 for d in x.shape[1:3])
+        if pad_h or pad_w:
+            shifted = tf.pad(shifted, [[0, 0], [0, pad_h], [0, pad_w], [0, 0]])
+        out = ops.concatenate([self.paths[0](x), self.paths[1](shifted)], axis=-1)
         return self.bn(out, training=self._bn_training(training))
 
     def compute_output_shape(self, input_shape):

@@ -68,7 +68,7 @@ import numpy as np
 import tensorflow as tf
 
 from binarize.binary_ops import SteSign
-from enas.micro_cell import CellCombine
+from enas.micro_cell import CellCombine, unused_mask
 from quantize import base
 from quantize.layers import QuantizedLayerBase
 from quantize.quantized_ops import SteQuantize
@@ -371,7 +371,8 @@ def _record(layer, args, kwargs, output, ancestors):
         if layer.fixed_unused is not None:
             rows = len(layer.fixed_unused)
         else:
-            rows = int(tf.size(kwargs.get("unused", args[1] if len(args) > 1 else None)))
+            cell_arc = kwargs.get("cell_arc", args[1] if len(args) > 1 else None)
+            rows = int(tf.reduce_sum(tf.cast(unused_mask(cell_arc, layer.num_ids - 2), tf.int32)))
         c = int(layer.filters)
         macs = _spatial_size(layer, output) * rows * c * c
         consumed = None  # the activation is always applied to the concatenation

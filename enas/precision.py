@@ -20,12 +20,8 @@ unless asked otherwise.
 import dataclasses
 import re
 
-import keras
-
-from binarize.binary_ops import SteSign
 from enas.errors import ConfigError
-from quantize.quantized_ops import SUPPORTED_BITS, SteQuantize
-from ternarize.ternary_ops import SteTern
+from quantize.bit_widths import SUPPORTED_BITS
 
 KINDS = ("binary", "ternary", "quantized", "float")
 
@@ -65,6 +61,10 @@ class Precision:
 
     def kernel_quantizer(self):
         """A new kernel quantizer for this precision (``None`` for float)."""
+        from binarize.binary_ops import SteSign  # TensorFlow: imported on first use
+        from quantize.quantized_ops import SteQuantize
+        from ternarize.ternary_ops import SteTern
+
         return {
             "binary": lambda: SteSign(),
             "ternary": lambda: SteTern(rule="twn"),
@@ -74,6 +74,12 @@ class Precision:
 
     def activation(self):
         """The activation placed where ENAS has a ReLU: a quantizer, or ReLU for float."""
+        import keras
+
+        from binarize.binary_ops import SteSign
+        from quantize.quantized_ops import SteQuantize
+        from ternarize.ternary_ops import SteTern
+
         return {
             "binary": lambda: SteSign(),
             "ternary": lambda: SteTern(rule="fixed"),

@@ -10,9 +10,9 @@ import keras
 from enas import data_utils, log_format
 from enas.child_trainer import ChildTrainer, learning_rate_schedule, make_optimizer
 from enas.errors import ConfigError, UserError
-from enas.micro_child import ChildConfig
-from enas.precision import PrecisionPolicy
+from enas.child_config import from_settings as child_config  # noqa: F401  (used by the run loops)
 from enas.summaries import RunSummaries
+from enas.validate import check_positive  # noqa: F401  (used by the run loops)
 
 
 class TrainingDiverged(UserError):
@@ -21,35 +21,7 @@ class TrainingDiverged(UserError):
     exit_code = 3
 
 
-def child_config(s):
-    """:class:`ChildConfig` from settings (``child_*`` keys)."""
-    policy = PrecisionPolicy.from_flags(
-        s["child_quantization"], s["child_bits"], s["child_quantize_stem"],
-        s["child_quantize_classifier"], s["child_precision_overrides"],
-    )
-    return ChildConfig(
-        num_layers=s["child_num_layers"], num_nodes=s["child_num_cells"],
-        out_filters=s["child_out_filters"], keep_prob=s["child_keep_prob"],
-        drop_path_keep_prob=s["child_drop_path_keep_prob"],
-        use_aux_heads=s["child_use_aux_heads"], policy=policy,
-        reduction_layers=parse_layer_list(s.get("child_reduction_layers", "")),
-    )
-
-
-def parse_layer_list(text):
-    """``"2,5"`` or ``"2 5"`` -> ``(2, 5)``; empty -> ``None`` (the ENAS default)."""
-    text = str(text or "").strip()
-    if not text:
-        return None
-    try:
-        return tuple(int(t) for t in text.replace(",", " ").split())
-    except ValueError:
-        raise ConfigError(
-            f"bad --child_reduction_layers {text!r}: give layer indices such as '2,5' (empty: ENAS default)"
-        ) from None
-
-
-def make_child_trainer(s, model, num_train, search_mode):
+def make_child_trainer(s, model, num_train, search_mode, jit_compile=False):
     """Optimizer (with the cosine-restart schedule) and compiled steps for ``model``."""
     steps_per_epoch = max(num_train // s["batch_size"], 1)
     schedule = learning_rate_schedule(
@@ -58,7 +30,7 @@ def make_child_trainer(s, model, num_train, search_mode):
     )
     return ChildTrainer(model, make_optimizer(s["child_optimizer"], schedule), s["batch_size"],
                         l2_reg=s["child_l2_reg"], grad_bound=s["child_grad_bound"],
-                        search_mode=search_mode)
+                        search_mode=search_mode, jit_compile=jit_compile)
 
 
 def load_data(s, dataset):
@@ -68,10 +40,6 @@ def load_data(s, dataset):
     )
 
 
-def check_positive(s, *names):
-    for name in names:
-        if s[name] < 1:
-            raise ConfigError(f"--{name} must be >= 1, got {s[name]}")
 
 
 def run_identity(s, dataset, arc, config):

@@ -23,23 +23,23 @@ import tensorflow as tf
 
 from enas import data_utils, log_format, run_dir
 from enas.arc import Arc
+from enas.child_trainer import WithoutGrappler
 from enas.controller import RandomController, ReinforceTrainer
 from enas.errors import ConfigError
 from enas.micro_child import MicroChild
 from enas.micro_controller import MicroController
+from enas.validate import CONTROLLER_TYPES, check_controller_type  # noqa: F401
 from enas.runner import (EpochRunner, check_finite, check_positive, child_config, load_data,
                          make_child_trainer, run_identity, step_of)
 
 ARCS_FILE = "arcs.jsonl"
 BEST_FILE = "best_arc.txt"  # the arc string alone: -fixed_arc "$(cat best_arc.txt)"
 BEST_RECORD = "best_arc.json"
-CONTROLLER_TYPES = ("micro", "random")
 
 
 def make_controller(s):
     kind = s["controller_type"]
-    if kind not in CONTROLLER_TYPES:
-        raise ConfigError(f"unknown --controller_type {kind!r}: use one of {', '.join(CONTROLLER_TYPES)}")
+    check_controller_type(kind)
     if kind == "random":
         return RandomController(s["child_num_cells"], seed=s["seed"])
     return MicroController(
@@ -85,8 +85,9 @@ def run(s, dataset, log=None):
     controller = make_controller(s)
     data = load_data(s, dataset)
     keras.utils.set_random_seed(s["seed"])
-    child = MicroChild(config).build_for(data.image_shape)
-    child_trainer = make_child_trainer(s, child, len(data.x_train), search_mode=True)
+    xla = bool(s.get("child_xla", False))
+    child = MicroChild(config, static_shapes=xla).build_for(data.image_shape)
+    child_trainer = make_child_trainer(s, child, len(data.x_train), search_mode=True, jit_compile=xla)
     reward_batches = RewardBatches(data, s["batch_size"], s["seed"])
     # Only now, with every setting validated, touch the output folder.
     identity = {**run_identity(s, dataset, None, config), "controller_type": s["controller_type"],
@@ -101,6 +102,8 @@ def run(s, dataset, log=None):
             entropy_weight=s["controller_entropy_weight"], baseline_decay=s["controller_bl_dec"],
             num_aggregate=s["controller_num_aggregate"],
         )
+        controller_step = WithoutGrappler(ctrl_trainer.train_step)
+    reward_fn = WithoutGrappler(reward_fn)  # for the arcs reported each epoch
     epoch_var = keras.Variable(0, dtype="int64", trainable=False, name="epoch")
     trackables = dict(child=child, child_optimizer=child_trainer.optimizer, controller=controller,
                       epoch=epoch_var, reward_data=reward_batches.iterator)
@@ -134,7 +137,7 @@ def run(s, dataset, log=None):
         if ctrl_trainer is not None:
             log(f"Epoch {epoch + 1}: Training controller")
             for _ in range(s["controller_train_steps"]):
-                out = ctrl_trainer.train_step()
+                out = controller_step()
                 ctrl_step = int(ctrl_trainer.step.numpy())
                 runner.summaries.scalars(ctrl_step, {
                     f"controller/{k}": float(out[k])

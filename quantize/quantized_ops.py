@@ -18,8 +18,7 @@ import keras
 import tensorflow as tf
 
 from quantize.base import Quantizer, clipped_ste, register_quantizer
-
-SUPPORTED_BITS = (2, 3, 4, 5, 6, 7, 8, 16)
+from quantize.bit_widths import SUPPORTED_BITS
 
 
 def check_bits(bits):

@@ -135,7 +135,10 @@ def test_reset_refuses_foreign_folder(train_config, tmp_path, capsys, name):
 
 
 def _script(config, *extra):
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    # A fresh machine: no TF_CPP_MIN_LOG_LEVEL of the user's, and TensorFlow printing its oneDNN
+    # banner (forced on with TF_ENABLE_ONEDNN_OPTS=1, which prints it whatever the log level).
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    env.update(PYTHONPATH=str(REPO), TF_ENABLE_ONEDNN_OPTS="1")
     return subprocess.run(
         [sys.executable] + argv_from(config, str(REPO / "train_arc_mnist.py"))[:1]
         + argv_from(config)[1:] + list(extra),

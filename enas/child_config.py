@@ -1,0 +1,82 @@
+"""Shape, regularisation and precision of a child network, from typed fields or from the flat
+settings of a script (:func:`from_settings`). No TensorFlow: the scripts check these settings
+before importing it."""
+
+import dataclasses
+
+from enas.errors import ConfigError
+from enas.precision import PrecisionPolicy
+
+
+def default_reduction_layers(num_layers):
+    """ENAS rule: reductions at ``L // 3`` and ``2 * (L // 3) + 1`` (of ``L + 2`` layers)."""
+    distance = num_layers // 3
+    return (distance, 2 * distance + 1)
+
+
+@dataclasses.dataclass(frozen=True)
+class ChildConfig:
+    """Shape and regularisation of a child network (the ``child_*`` flags)."""
+
+    num_layers: int = 6
+    num_nodes: int = 5
+    out_filters: int = 20
+    num_classes: int = 10
+    keep_prob: float = 1.0
+    drop_path_keep_prob: float = 1.0
+    use_aux_heads: bool = False
+    reduction_layers: tuple = None  # None: default_reduction_layers(num_layers)
+    policy: PrecisionPolicy = PrecisionPolicy()
+
+    def __post_init__(self):
+        for name in ("num_layers", "num_nodes", "out_filters", "num_classes"):
+            value = getattr(self, name)
+            minimum = 0 if name == "num_layers" else 1
+            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+                raise ConfigError(f"child {name} must be an integer >= {minimum}, got {value!r}")
+        for name in ("keep_prob", "drop_path_keep_prob"):
+            value = getattr(self, name)
+            if not 0 < value <= 1:
+                raise ConfigError(f"child {name} must be in (0, 1], got {value!r}")
+        if self.reduction_layers is None:
+            object.__setattr__(self, "reduction_layers", default_reduction_layers(self.num_layers))
+        total = self.num_layers + 2
+        for part, _ in self.policy.overrides:
+            if part.startswith("layer_") and int(part[6:]) >= total:
+                raise ConfigError(
+                    f"precision override {part!r} names no layer: layers are layer_0..layer_{total - 1} "
+                    "(num_layers + 2)"
+                )
+        bad = [r for r in self.reduction_layers if not 0 <= r < total]
+        if bad:
+            raise ConfigError(
+                f"reduction layer(s) {bad} out of range: layers are 0..{total - 1} (num_layers + 2)"
+            )
+
+
+def from_settings(s):
+    """:class:`ChildConfig` from settings (``child_*`` keys)."""
+    policy = PrecisionPolicy.from_flags(
+        s["child_quantization"], s["child_bits"], s["child_quantize_stem"],
+        s["child_quantize_classifier"], s["child_precision_overrides"],
+    )
+    return ChildConfig(
+        num_layers=s["child_num_layers"], num_nodes=s["child_num_cells"],
+        out_filters=s["child_out_filters"], keep_prob=s["child_keep_prob"],
+        drop_path_keep_prob=s["child_drop_path_keep_prob"],
+        use_aux_heads=s["child_use_aux_heads"], policy=policy,
+        reduction_layers=parse_layer_list(s.get("child_reduction_layers", "")),
+    )
+
+
+def parse_layer_list(text):
+    """``"2,5"`` or ``"2 5"`` -> ``(2, 5)``; empty -> ``None`` (the ENAS default)."""
+    text = str(text or "").strip()
+    if not text:
+        return None
+    try:
+        return tuple(int(t) for t in text.replace(",", " ").split())
+    except ValueError:
+        raise ConfigError(
+            f"bad --child_reduction_layers {text!r}: give layer indices such as '2,5' (empty: ENAS default)"
+        ) from None

@@ -1,0 +1,146 @@
+"""The fast search step: it computes exactly what the fixed network of the same architecture
+computes, its pieces (run-time id reads, recomputed max-pool gradient, masked combine) match the
+plain ops, and the XLA variant compiles once for every architecture and gives the same loss."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from enas.arc import parse_arc, random_arc
+from enas.child_trainer import ChildTrainer, WithoutGrappler, make_optimizer
+from enas.micro_cell import NodeStates
+from enas.micro_child import ChildConfig, MicroChild
+from enas.micro_ops import max_pool_3x3_recomputed
+from enas.precision import PrecisionPolicy
+
+# Every op appears in each cell: sep 3x3, sep 5x5, avg, max, identity (B = 3).
+ARC = "0 0 1 1 2 2 1 3 3 4 0 0 1 3 0 2 2 4 1 1 0 0 3 3"
+
+
+def _images(n=6, shape=(28, 28, 1), seed=0):
+    return tf.constant(np.random.default_rng(seed).normal(size=(n,) + shape).astype("float32"))
+
+
+def test_max_pool_recomputed_matches_max_pool():
+    x = _images(4, (9, 9, 3), seed=1)
+    upstream = _images(4, (9, 9, 3), seed=2)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        ours = max_pool_3x3_recomputed(x)
+        plain = tf.nn.max_pool2d(x, 3, 1, "SAME")
+        loss_ours, loss_plain = tf.reduce_sum(ours * upstream), tf.reduce_sum(plain * upstream)
+    np.testing.assert_array_equal(ours.numpy(), plain.numpy())
+    np.testing.assert_allclose(tape.gradient(loss_ours, x).numpy(), tape.gradient(loss_plain, x).numpy(),
+                               rtol=1e-6, atol=1e-6)
+
+
+def test_node_states_read_and_gather_at_run_time_ids():
+    nodes = [tf.fill((2, 3, 3, 4), float(i)) for i in range(5)]
+
+    @tf.function(autograph=False)
+    def pick(index, indices):
+        states = NodeStates(nodes[:2], 5)
+        for node in nodes[2:]:
+            states.append(node)
+        return states.read(index), states.gather(indices)
+
+    one, some = pick(tf.constant(3), tf.constant([0, 2, 4]))
+    assert float(one[0, 0, 0, 0]) == 3.0
+    assert some.shape == (3, 2, 3, 3, 4)
+    assert some[:, 0, 0, 0, 0].numpy().tolist() == [0.0, 2.0, 4.0]
+
+
+def _transplant(search, fixed):
+    """Copy the search child's weights of ``fixed``'s architecture into ``fixed``."""
+    fixed.stem.set_weights(search.stem.get_weights())
+    fixed.stem_bn.set_weights(search.stem_bn.get_weights())
+    fixed.classifier.set_weights(search.classifier.get_weights())
+    for s_red, f_red in zip(search.reducers, fixed.reducers):
+        if s_red is not None:
+            f_red.set_weights(s_red.get_weights())
+    for s_cell, f_cell in zip(search.cells, fixed.cells):
+        for s_cal, f_cal in zip(s_cell.calibrations, f_cell.calibrations):
+            f_cal.set_weights(s_cal.get_weights())
+        for key in f_cell.ops_bank.keys():
+            f_cell.ops_bank[key].set_weights(s_cell.ops_bank[key].get_weights())
+        kernel, *bn = s_cell.combine.get_weights()
+        f_cell.combine.set_weights([kernel[list(f_cell.fixed_cell.unused_ids())], *bn])
+
+
+@pytest.mark.parametrize("precision", ["float", "binary"])
+def test_search_child_computes_the_fixed_network(precision):
+    arc = parse_arc(ARC)
+    config = ChildConfig(num_layers=1, num_nodes=3, out_filters=4,
+                         policy=PrecisionPolicy.from_flags(precision))
+    search = MicroChild(config).build_for((28, 28, 1))
+    fixed = MicroChild(config, fixed_arc=arc).build_for((28, 28, 1))
+    _transplant(search, fixed)
+    x = _images()
+    arc_tensor = tf.constant(arc.to_list(), tf.int32)
+    with tf.GradientTape(persistent=True) as tape:
+        ours = search(x, arc=arc_tensor, training=True)
+        theirs = fixed(x, training=True)
+        loss_ours, loss_theirs = tf.reduce_sum(ours ** 2), tf.reduce_sum(theirs ** 2)
+    np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-4, atol=1e-4)
+    grad_ours = tape.gradient(loss_ours, search.stem.kernel)
+    grad_theirs = tape.gradient(loss_theirs, fixed.stem.kernel)
+    np.testing.assert_allclose(grad_ours.numpy(), grad_theirs.numpy(), rtol=1e-3, atol=1e-4)
+
+
+def test_static_shapes_combine_matches_the_gathered_one():
+    config = ChildConfig(num_layers=0, num_nodes=3, out_filters=4,
+                         policy=PrecisionPolicy.from_flags("float"))
+    model = MicroChild(config).build_for((28, 28, 1))
+    x = _images()
+    rng = np.random.default_rng(4)
+    for _ in range(3):
+        arc = tf.constant(random_arc(3, rng).to_list(), tf.int32)
+        outputs = []
+        for static in (False, True):
+            for cell in model.cells:
+                cell.combine.static_shapes = static
+            outputs.append(model(x, arc=arc, training=True).numpy())
+        np.testing.assert_allclose(outputs[0], outputs[1], rtol=1e-5, atol=1e-6)
+
+
+def test_xla_search_step_compiles_once_and_gives_the_same_loss():
+    """The XLA path (``jit_compile=True`` with ``static_shapes=True``) from the same weights
+    gives the default path's loss for several architectures, tracing once. The learning rate is
+    0 so every step starts from the same weights: after an update the two paths may differ
+    legitimately (max pooling's gradient picks among tied maxima differently under XLA)."""
+    config = ChildConfig(num_layers=0, num_nodes=2, out_filters=2,
+                         policy=PrecisionPolicy.from_flags("float"))
+    rng = np.random.default_rng(0)
+    arcs = [tf.constant(random_arc(2, rng).to_list(), tf.int32) for _ in range(2)]
+    x = _images(4)
+    y = tf.constant([0, 1, 2, 3], tf.int32)
+    keras.utils.set_random_seed(0)
+    plain = MicroChild(config).build_for((28, 28, 1))
+    compiled = MicroChild(config, static_shapes=True).build_for((28, 28, 1))
+    compiled.set_weights(plain.get_weights())
+    losses = []
+    for model, jit in ((plain, False), (compiled, True)):
+        trainer = ChildTrainer(model, make_optimizer("sgd", 0.0), 4, search_mode=True, jit_compile=jit)
+        losses.append([float(trainer.train_step(x, y, arc)["loss"]) for arc in arcs])
+        assert trainer.trace_count == 1
+    np.testing.assert_allclose(losses[0], losses[1], rtol=1e-4, atol=1e-5)
+
+
+def test_xla_refuses_a_dynamic_shape_child():
+    model = MicroChild(ChildConfig(num_layers=0, num_nodes=2, out_filters=2)).build_for((28, 28, 1))
+    with pytest.raises(ValueError, match="static_shapes"):
+        ChildTrainer(model, make_optimizer("sgd", 0.1), 4, search_mode=True, jit_compile=True)
+
+
+def test_without_grappler_restores_the_option():
+    before = tf.config.optimizer.get_experimental_options().get("disable_meta_optimizer", False)
+    seen = []
+
+    def probe(value):
+        seen.append(tf.config.optimizer.get_experimental_options().get("disable_meta_optimizer"))
+        return value * 2
+
+    assert float(WithoutGrappler(tf.function(probe))(tf.constant(3.0))) == 6.0
+    assert seen == [True]
+    assert tf.config.optimizer.get_experimental_options().get("disable_meta_optimizer", False) == before
