@@ -11,7 +11,8 @@ from enas.arc import parse_arc, random_arc
 from enas.child_trainer import ChildTrainer, WithoutGrappler, make_optimizer
 from enas.micro_cell import NodeStates
 from enas.micro_child import ChildConfig, MicroChild
-from enas.micro_ops import max_pool_3x3_recomputed
+from enas.micro_ops import FactorizedReduce, max_pool_3x3_recomputed
+from enas.precision import Precision
 from enas.precision import PrecisionPolicy
 
 # Every op appears in each cell: sep 3x3, sep 5x5, avg, max, identity (B = 3).
@@ -144,3 +145,22 @@ def test_without_grappler_restores_the_option():
     assert float(WithoutGrappler(tf.function(probe))(tf.constant(3.0))) == 6.0
     assert seen == [True]
     assert tf.config.optimizer.get_experimental_options().get("disable_meta_optimizer", False) == before
+
+
+@pytest.mark.parametrize("size", [5, 7, 8, 14, 28])
+def test_factorized_reduce_equals_the_strided_slice_form(size):
+    """The stride-2 convs compute ENAS's ``conv(x[::2, ::2]) ++ conv(pad(x)[1:, 1:][::2, ::2])``."""
+    layer = FactorizedReduce(6, precision=Precision("float"))
+    layer.build((None, size, size, 3))
+    x = _images(2, (size, size, 3), seed=size)
+    a = layer.activation(x)
+    even = a[:, ::2, ::2, :]
+    odd = tf.pad(a, [[0, 0], [0, 1], [0, 1], [0, 0]])[:, 1:, 1:, :][:, ::2, ::2, :]
+    ref = tf.concat([tf.nn.conv2d(even, layer.paths[0].kernel, 1, "SAME"),
+                     tf.nn.conv2d(odd, layer.paths[1].kernel, 1, "SAME")], axis=-1)
+    ref, _, _ = tf.compat.v1.nn.fused_batch_norm(ref, layer.bn.gamma, layer.bn.beta, epsilon=layer.bn.epsilon,
+                                                 is_training=True)
+    out = layer(x, training=True)
+    assert tuple(out.shape) == tuple(layer.compute_output_shape((2, size, size, 3)))
+    np.testing.assert_allclose(out.numpy(), ref.numpy(), rtol=1e-5, atol=1e-5)
+
