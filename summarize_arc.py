@@ -4,24 +4,21 @@ and precision, compression against float32, and OPs = FLOPs + BOPs/64.
     python summarize_arc.py -fixed_arc "0 2 1 4 ..." --child_quantization binary
     python summarize_arc.py -fixed_arc "..." --dataset cifar10 --child_num_layers 15 --child_out_filters 36
 
-The child flags are train_arc_mnist.py's (same defaults); --dataset only sets the image shape
-(mnist 28x28x1, cifar10 32x32x3). No data is read. See enas/model_summary.py for the conventions.
+The child flags are those of the training scripts, with the library's defaults (enas/config.py)
+and train_arc_mnist.py's default architecture; --dataset only sets the image shape (mnist
+28x28x1, cifar10 32x32x3). No data is read. See enas/model_summary.py for the conventions.
 """
 
 import enas  # noqa: F401  (quiet TensorFlow start-up, as the other scripts)
 from enas.command import run_command
 
-import train_arc_mnist
+from enas.config import child_settings
 
-_CHILD_KEYS = (
-    "child_fixed_arc", "child_num_layers", "child_num_cells", "child_reduction_layers",
-    "child_out_filters", "child_keep_prob",
-    "child_drop_path_keep_prob", "child_use_aux_heads", "child_quantization", "child_bits",
-    "child_quantize_stem", "child_quantize_classifier", "child_precision_overrides",
+CONFIG = dict(
+    dataset="mnist",
+    **child_settings(),
+    child_fixed_arc="1 2 0 0 1 1 0 1 1 1 0 0 1 1 1 3 0 1 1 0 1 4 1 1 2 0 1 3 1 3 1 2 1 0 1 0 3 1 1 0",
 )
-
-CONFIG = dict(dataset="mnist", **{key: train_arc_mnist.CONFIG[key] for key in _CHILD_KEYS
-                                   if key in train_arc_mnist.CONFIG})
 
 FLAG_HELP = {
     "dataset": "mnist (28x28x1 images) or cifar10 (32x32x3); only the image shape is used.",
@@ -29,17 +26,15 @@ FLAG_HELP = {
 
 
 def main(settings):
-    from enas.arc import parse_arc
+    from enas.config import RunConfig
     from enas.micro_child import MicroChild
     from enas.model_summary import dataset_image_shape, format_summary, summarize
-    from enas.runner import child_config
 
     image_shape = dataset_image_shape(settings["dataset"])
-    arc = parse_arc(settings["child_fixed_arc"], settings["child_num_cells"] or None)
-    config = child_config({**settings, "child_num_cells": arc.num_nodes})
-    model = MicroChild(config, fixed_arc=arc).build_for(image_shape)
-    print(f"Architecture: {arc}")
-    print(f"Precision: {config.policy.describe()}")
+    run = RunConfig.from_settings(settings, "train", settings["dataset"])
+    model = MicroChild(run.child, fixed_arc=run.fixed_arc).build_for(image_shape)
+    print(f"Architecture: {run.fixed_arc}")
+    print(f"Precision: {run.child.policy.describe()}")
     print(format_summary(summarize(model)))
 
 

@@ -86,7 +86,8 @@ def bench(args, dataset, precision):
         trainer, seconds = first_steps(lambda a=arc: make_trainer(config, image_shape, batch, fixed_arc=a),
                                        lambda t, i: t.train_step(x, y), 1)
         fixed.append(trainer)
-        first_b = seconds if k == 0 else first_b
+        if k == 0:
+            first_b = seconds
     step_of = {"a": lambda i: search.train_step(x, y, arc_tensors[i % len(arcs)])}
     gather = None
     if not args.skip_all_ops:

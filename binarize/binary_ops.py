@@ -14,9 +14,11 @@ channel by ``alpha = mean(|W|)`` over every axis but the last, so ``q(W) = alpha
 is treated as a constant in the backward pass.
 """
 
+import numpy as np
 import tensorflow as tf
 
 from quantize.base import Quantizer, clipped_ste, register_quantizer
+from quantize.storage import Storage, pack_codes, unpack_codes
 
 
 def binarize(x, clip_value=1.0):
@@ -37,6 +39,46 @@ class SteSign(Quantizer):
     """
 
     precision = 1
+    storage_codes = ("b1", "b1c")
+
+    @classmethod
+    def for_kernel(cls, bits=None):
+        return cls()
+
+    @classmethod
+    def for_activation(cls, bits=None):
+        return cls()
+
+    def activation_quantizer(self):
+        return SteSign()
+
+    def storage(self, shape):
+        """1 bit per weight (``b1``), plus a float32 scale per output channel with
+        ``channel_scale`` (``b1c``)."""
+        return self.storage_from_code("b1c" if self.channel_scale else "b1", shape)
+
+    @staticmethod
+    def storage_from_code(code, shape):
+        return Storage("b1c", 1, int(shape[-1])) if code == "b1c" else Storage("b1", 1)
+
+    @staticmethod
+    def encode(value, storage):
+        """Signs packed 8 per byte (``q(w) >= 0`` as 1); ``b1c``: the per-channel scales first."""
+        signs = pack_codes(~np.signbit(value.ravel()), 1)
+        if storage.code == "b1":
+            return signs
+        scales = np.abs(value).reshape(-1, value.shape[-1]).max(axis=0)
+        return scales.astype("<f4").tobytes() + signs
+
+    @staticmethod
+    def decode(data, storage, shape):
+        count = int(np.prod(shape, dtype=np.int64))
+        if storage.code == "b1":
+            return np.where(unpack_codes(data, count, 1) == 1, 1.0, -1.0).astype(np.float32).reshape(shape)
+        channels = int(shape[-1])
+        scales = np.frombuffer(data, dtype="<f4", count=channels).astype(np.float32)
+        signs = unpack_codes(data[4 * channels:], count, 1).reshape(-1, channels)
+        return np.where(signs == 1, scales, -scales).astype(np.float32).reshape(shape)
 
     def __init__(self, clip_value=1.0, channel_scale=False):
         if not clip_value > 0:

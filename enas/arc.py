@@ -37,15 +37,12 @@ from collections.abc import Sequence
 import numpy as np
 
 from enas.errors import ArcError
+from enas.search_space import DEFAULT as SPACE
 
-OP_NAMES = ("sep_conv_3x3", "sep_conv_5x5", "avg_pool_3x3", "max_pool_3x3", "identity")
-NUM_OPS = len(OP_NAMES)
+OP_NAMES = SPACE.op_names
+NUM_OPS = SPACE.num_ops
 
 _CELL_NAMES = ("normal cell", "reduction cell")
-_POSITIONS = ("x_id", "x_op", "y_id", "y_op")
-_OPS_HELP = "ops are 0..{} ({})".format(
-    NUM_OPS - 1, ", ".join(f"{i} {name}" for i, name in enumerate(OP_NAMES))
-)
 _INT_RE = re.compile(r"[+-]?[0-9]+")
 _SEPARATORS_RE = re.compile(r"[\s,\[\]]+")
 _QUOTES = "'\""
@@ -79,20 +76,10 @@ def _check_count(count: int, num_nodes: int | None) -> int:
 
 def _check_cell(values: Sequence[int], cell_name: str) -> None:
     """Checks the 4*B ints of one cell; messages name ``cell_name``, the node and the position."""
-    for j in range(len(values) // 4):
-        allowed = ("the two cell inputs" if j == 0 else
-                   "the two cell inputs and earlier nodes")
-        id_help = f"node {j} may only take inputs 0..{j + 1} ({allowed})"
-        for pos, name in enumerate(_POSITIONS):
-            v = values[4 * j + pos]
-            where = f"{cell_name}, node {j}, {name} = {v}"
-            if name.endswith("_op"):
-                if not 0 <= v < NUM_OPS:
-                    raise _fail(f"{where}: {_OPS_HELP}")
-            elif v < 0:
-                raise _fail(f"{where}: ids must be non-negative; {id_help}")
-            elif v > j + 1:
-                raise _fail(f"{where}: {id_help}")
+    problem = SPACE.cell_problem(values)
+    if problem is not None:
+        node, field, value, message = problem
+        raise _fail(f"{cell_name}, node {node}, {field} = {value}: {message}")
 
 
 def _is_int(item) -> bool:
@@ -280,12 +267,13 @@ def random_arc(num_nodes: int, rng: np.random.Generator) -> Arc:
     num_nodes = _check_num_nodes(num_nodes)
     if num_nodes is None:
         raise _fail("random_arc needs num_nodes")
+    space = dataclasses.replace(SPACE, num_nodes=num_nodes)
     cells = []
     for _ in range(2):
         values = []
         for j in range(num_nodes):
-            ids = rng.integers(0, j + 2, size=2)
-            ops = rng.integers(0, NUM_OPS, size=2)
+            ids = rng.integers(0, space.input_choices(j), size=2)
+            ops = rng.integers(0, space.num_ops, size=2)
             values += [int(ids[0]), int(ops[0]), int(ids[1]), int(ops[1])]
         cells.append(Cell.from_list(values))
     return Arc(*cells)

@@ -1,6 +1,6 @@
-"""Shape, regularisation and precision of a child network, from typed fields or from the flat
-settings of a script (:func:`from_settings`). No TensorFlow: the scripts check these settings
-before importing it."""
+"""Shape, regularisation and precision of a child network (:class:`ChildConfig`), with its JSON
+form. No TensorFlow: the scripts check these settings before importing it (see
+:mod:`enas.config`, which builds it from the flags)."""
 
 import dataclasses
 
@@ -53,20 +53,21 @@ class ChildConfig:
                 f"reduction layer(s) {bad} out of range: layers are 0..{total - 1} (num_layers + 2)"
             )
 
+    def to_json(self):
+        """Plain-JSON dict of every field, the precision policy included (inverse: :meth:`from_json`).
+        Used by ``config.json``, ``MicroChild.get_config`` and the packed export."""
+        return {
+            "num_layers": self.num_layers, "num_nodes": self.num_nodes, "out_filters": self.out_filters,
+            "num_classes": self.num_classes, "keep_prob": self.keep_prob,
+            "drop_path_keep_prob": self.drop_path_keep_prob, "use_aux_heads": self.use_aux_heads,
+            "reduction_layers": [int(r) for r in self.reduction_layers], "precision": self.policy.to_json(),
+        }
 
-def from_settings(s):
-    """:class:`ChildConfig` from settings (``child_*`` keys)."""
-    policy = PrecisionPolicy.from_flags(
-        s["child_quantization"], s["child_bits"], s["child_quantize_stem"],
-        s["child_quantize_classifier"], s["child_precision_overrides"],
-    )
-    return ChildConfig(
-        num_layers=s["child_num_layers"], num_nodes=s["child_num_cells"],
-        out_filters=s["child_out_filters"], keep_prob=s["child_keep_prob"],
-        drop_path_keep_prob=s["child_drop_path_keep_prob"],
-        use_aux_heads=s["child_use_aux_heads"], policy=policy,
-        reduction_layers=parse_layer_list(s.get("child_reduction_layers", "")),
-    )
+    @classmethod
+    def from_json(cls, data):
+        data = dict(data)
+        policy = PrecisionPolicy.from_json(data.pop("precision"))
+        return cls(**{**data, "reduction_layers": tuple(data["reduction_layers"])}, policy=policy)
 
 
 def parse_layer_list(text):

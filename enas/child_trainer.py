@@ -19,9 +19,9 @@ kernel each step.
 import keras
 import tensorflow as tf
 
+from enas.config import OPTIMIZERS, check_learning_rates
 from enas.errors import ConfigError
 from enas.micro_child import AUX_LOSS_WEIGHT
-from enas.validate import OPTIMIZERS, check_learning_rates, check_optimizer
 
 
 def learning_rate_schedule(lr_max, lr_min, steps_per_epoch, t_0=10, t_mul=2, cosine=True):
@@ -39,7 +39,8 @@ def learning_rate_schedule(lr_max, lr_min, steps_per_epoch, t_0=10, t_mul=2, cos
 def make_optimizer(name, learning_rate):
     """``momentum``: SGD Nesterov 0.9 (ENAS final training); ``sgd``; ``adam``: beta_1 0,
     epsilon 1e-3 (ENAS/original search) (one of ``OPTIMIZERS``)."""
-    check_optimizer(name)
+    if name not in OPTIMIZERS:
+        raise ConfigError(f"unknown optimizer {name!r}: use one of {', '.join(OPTIMIZERS)}")
     if name == "momentum":
         return keras.optimizers.SGD(learning_rate, momentum=0.9, nesterov=True)
     if name == "sgd":
@@ -90,22 +91,27 @@ class ChildTrainer:
         jit_compile: compile the steps with XLA (a search-mode child must then be built with
             ``static_shapes=True``). Off by default: on CPU XLA made the fixed step ~10x slower;
             on GPUs it is usually faster.
+        drop_path_steps: the steps of the whole run. ENAS's drop-path schedule: each train step
+            first sets ``model.drop_path_scale = min(1, (step + 1) / drop_path_steps)``, so a
+            layer's drop rate grows from 0 to ``(l + 1) / (L + 2) * (1 - drop_path_keep_prob)``
+            over the run (:meth:`enas.micro_cell.MicroCell`). ``None``: the scale stays as it is.
     """
 
     def __init__(self, model, optimizer, global_batch_size, l2_reg=0.0, grad_bound=None,
-                 search_mode=False, jit_compile=False):
+                 search_mode=False, jit_compile=False, drop_path_steps=None):
         self.model = model
         self.optimizer = optimizer
         self.global_batch_size = int(global_batch_size)
         self.l2_reg = float(l2_reg)
         self.grad_bound = float(grad_bound) if grad_bound else None
+        self.drop_path_steps = int(drop_path_steps) if drop_path_steps else None
         self.variables = list(model.trainable_variables)
         self.optimizer.build(self.variables)
         self.trace_count = 0
         image_shape = (None,) + tuple(model.input_image_shape)
         specs = [tf.TensorSpec(image_shape, tf.float32), tf.TensorSpec([None], tf.int32)]
         if search_mode:
-            specs.append(tf.TensorSpec([8 * model.config.num_nodes], tf.int32))
+            specs.append(tf.TensorSpec([model.space.arc_length], tf.int32))
         if jit_compile and search_mode and not getattr(model, "static_shapes", False):
             raise ConfigError("XLA needs a search child built with static_shapes=True")
         if jit_compile:  # XLA wants static shapes: one trace per batch size (not per arc)
@@ -123,6 +129,9 @@ class ChildTrainer:
         """One update. Returns ``loss`` (cross-entropy incl. aux), ``grad_norm`` (before
         clipping), ``correct`` (int32, this batch)."""
         self.trace_count += 1
+        if self.drop_path_steps and getattr(self.model, "uses_drop_path", False):
+            progress = tf.cast(self.optimizer.iterations + 1, tf.float32) / float(self.drop_path_steps)
+            self.model.drop_path_scale.assign(tf.minimum(1.0, progress))
         with tf.GradientTape() as tape:
             logits, aux_logits = self.model(images, arc=arc, training=True, return_aux=True)
             loss = self._loss(labels, logits)

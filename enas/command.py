@@ -24,8 +24,11 @@ def help_text(config, flag_help=None, description=None) -> str:
     return text
 
 
-def run_command(config, argv, fn, *, flag_help=None, description=None) -> int:
+def run_command(config, argv, fn, *, flag_help=None, description=None, rebase=None) -> int:
     """Run ``fn(settings)`` with ``config`` overridden by the flags in ``argv`` (argv[0]: program).
+
+    ``rebase(settings)`` may return other base settings (e.g. read from a file a flag names);
+    the flags are then applied over those instead.
 
     Returns the exit status: 0 (or ``fn``'s int result), a UserError's status (2) after one
     ``error: ...`` line on stderr, or 130 on Ctrl-C. With ``argv=None`` (a script's own command
@@ -41,6 +44,9 @@ def run_command(config, argv, fn, *, flag_help=None, description=None) -> int:
         return 0
     try:
         settings = flags.parse(config, argv)
+        new_base = rebase(settings) if rebase is not None else None
+        if new_base is not None:
+            settings = flags.parse(new_base, argv)
         result = fn(settings)
     except UserError as e:
         message = " ".join(str(e).split())

@@ -9,8 +9,8 @@ Here the position owns a Keras layer instead: a :class:`SharedLayers` container 
 layer of a position once (:meth:`SharedLayers.get_or_create`) and returns that same object on
 every later request, so all architectures share its variables by construction, and the
 quantized layers (``quantize.layers``) are used unchanged. For weights that are gathered rather
-than called (the cell-output 1x1 conv), :func:`create_weight` and :func:`create_bias` give the
-same get-or-create behaviour on a single variable.
+than called (the cell-output 1x1 conv), :func:`create_weight` gives the same get-or-create
+behaviour on a single variable.
 """
 
 import keras
@@ -64,7 +64,3 @@ def create_weight(owner, name, shape, initializer="he_normal", trainable=True, c
     shared[name] = variable
     return variable
 
-
-def create_bias(owner, name, shape, initializer="zeros"):
-    """Get-or-create bias ``name`` of ``owner`` (zeros by default)."""
-    return create_weight(owner, name, shape, initializer=initializer)

@@ -29,6 +29,7 @@ import numpy as np
 import tensorflow as tf
 
 from enas.errors import ArcError, ConfigError
+from enas.search_space import decision_choices
 
 
 class ArcSample(NamedTuple):
@@ -65,12 +66,10 @@ def allowed_choices(num_nodes: int, num_ops: int) -> np.ndarray:
     """int32 ``[8 * B]``: the number of allowed values at each position of an arc.
 
     Position ``4 * j + 0`` and ``4 * j + 2`` (input ids of node ``j``) allow ``j + 2`` values,
-    positions ``4 * j + 1`` and ``4 * j + 3`` (ops) allow ``num_ops``; same for both cells.
+    positions ``4 * j + 1`` and ``4 * j + 3`` (ops) allow ``num_ops``; same for both cells
+    (:meth:`enas.search_space.SearchSpace.choices`).
     """
-    cell = []
-    for j in range(num_nodes):
-        cell += [j + 2, num_ops, j + 2, num_ops]
-    return np.array(cell + cell, dtype=np.int32)
+    return np.array(decision_choices(num_nodes, num_ops), dtype=np.int32)
 
 
 class Controller(tf.Module):
@@ -110,11 +109,6 @@ class Controller(tf.Module):
     @property
     def learns(self) -> bool:
         """True if the controller has parameters to train (False for :class:`RandomController`)."""
-        return self._LEARNS
-
-    @property
-    def trainable(self) -> bool:
-        """Alias of :attr:`learns`."""
         return self._LEARNS
 
     def sample(self) -> ArcSample:
@@ -266,11 +260,6 @@ class ReinforceTrainer(tf.Module):
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         self.trace_count = 0
         self._compiled = _Callable(tf.function(self._update, autograph=False))
-
-    @property
-    def variables_to_train(self) -> tuple[tf.Variable, ...]:
-        """The controller variables updated by the optimizer (fixed order)."""
-        return self._train_vars.fn
 
     def train_step(self) -> dict[str, tf.Tensor]:
         """One controller update (``num_aggregate`` samples); returns scalars for logging.

@@ -18,7 +18,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from enas.data_utils import (
+from enas.data_common import (
     DataSplits,
     limit_examples,
     short_reason,

@@ -22,10 +22,11 @@ import os
 
 import numpy as np
 
-from enas.arc import NUM_OPS, Arc, Cell, parse_arc
+from enas.arc import Arc, Cell, parse_arc
+from enas.search_space import DEFAULT as SPACE
 
-OP_LABELS = ("sep 3x3", "sep 5x5", "avg pool", "max pool", "identity")
-OP_COLORS = ("#1f6fb4", "#8e44ad", "#2e9e44", "#d62728", "#555555")
+OP_LABELS = tuple(op.label for op in SPACE.ops)
+OP_COLORS = tuple(op.color for op in SPACE.ops)
 OUTPUT = "output"  # key of the concat box in CellLayout.boxes
 
 # Geometry, in data units; one data unit is SCALE inches in the saved figure (equal aspect).
@@ -347,7 +348,7 @@ def draw_cell(cell: Cell, title: str, path: str) -> CellLayout:
     ax.text((xmin + xmax) / 2, ymax - 0.88, "nodes (x_id x_op y_id y_op): " + _cell_summary(cell),
             ha="center", va="center", fontsize=8, color="#444444", family="monospace")
     handles = [Line2D([], [], color=OP_COLORS[i], linewidth=2.2, label=OP_LABELS[i])
-               for i in range(NUM_OPS)]
+               for i in range(SPACE.num_ops)]
     handles.append(Line2D([], [], color="#9a9a9a", linewidth=1.4, linestyle=(0, (4, 3)),
                           label="unused -> concat"))
     ax.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 0.0), ncol=len(handles),

@@ -18,18 +18,8 @@ Header JSON: ``{"model": <keras.saving.serialize_keras_object(model)>, "data": [
 :class:`~enas.micro_child.MicroChild` the ChildConfig fields (precision policy included), the fixed
 arc string and the image shape (see ``MicroChild.get_config``). A variable's offset is the sum of
 the lengths before it and its length follows from its shape and code, so neither is stored
-(:func:`read_header` returns them). Codes (:class:`enas.model_summary.Storage`)::
-
-    f32     raw float32 (batch norm, float layers, non-trainable statistics)
-    raw:<dtype>  raw bytes of another dtype
-    b1      binary {-1, +1}: np.packbits(w >= 0), 8 weights per byte
-    b1c     float32 scale per output channel (last axis) then the b1 bits (XNOR-Net weights)
-    t2      ternary {-1, 0, +1}: 2-bit codes 0 -> 0, 1 -> +1, 2 -> -1, 4 per byte
-    t2s     float32 scale a, then t2 codes with 1 -> +a, 2 -> -a (TWN)
-    q<k>    k-bit levels c / 2**(k-1): unsigned codes c + 2**(k-1) packed k bits each
-
-Bits are packed most significant first, flattened in C order, each tensor padded to a whole
-byte. So the data section is the :mod:`enas.model_summary` memory figure rounded up per tensor,
+(:func:`read_header` returns them). The codes and their codecs are the quantizers' own
+(:mod:`quantize.storage`: ``f32``, ``b1``, ``b1c``, ``t2``, ``t2s``, ``q<k>`` ...). So the data section is the :mod:`enas.model_summary` memory figure rounded up per tensor,
 and the file is that plus the header (a few hundred bytes for a MicroChild).
 """
 
@@ -42,124 +32,23 @@ import tempfile
 import zlib
 
 import keras
-import numpy as np
 
 from enas import micro_child  # noqa: F401  (registers MicroChild for deserialisation)
 from enas.errors import CheckpointError
-from enas.model_summary import Storage, variable_table
+from enas.model_summary import variable_table
+from quantize.base import import_all_precisions
+from quantize.storage import (  # noqa: F401  (encode, decode and the packing are part of this API)
+    decode,
+    encode,
+    encoded_length,
+    pack_codes,
+    storage_from_code,
+    unpack_codes,
+)
 
 MAGIC = b"QENASPK\0"
 VERSION = 1
 _PREFIX = struct.Struct("<8sHI")
-
-
-# --------------------------------------------------------------------------------------------
-# Bit packing
-# --------------------------------------------------------------------------------------------
-def pack_codes(codes, bits):
-    """Pack unsigned integer ``codes`` (< 2**bits) into bytes, ``bits`` per code, MSB first."""
-    codes = np.asarray(codes, dtype=np.uint32).ravel()
-    if bits == 8:
-        return codes.astype(np.uint8).tobytes()
-    shifts = np.arange(bits - 1, -1, -1, dtype=np.uint32)
-    planes = ((codes[:, None] >> shifts) & 1).astype(np.uint8)
-    return np.packbits(planes.ravel()).tobytes()
-
-
-def unpack_codes(data, count, bits):
-    """Inverse of :func:`pack_codes`: ``count`` unsigned codes (int64) from ``data``."""
-    raw = np.frombuffer(data, dtype=np.uint8)
-    if bits == 8:
-        return raw[:count].astype(np.int64)
-    planes = np.unpackbits(raw, count=count * bits).reshape(count, bits).astype(np.int64)
-    return planes @ (1 << np.arange(bits - 1, -1, -1, dtype=np.int64))
-
-
-def _packed_len(count, bits):
-    return (count * bits + 7) // 8
-
-
-def encoded_length(storage, shape):
-    """Bytes the variable of ``shape`` takes in the data section."""
-    count = int(np.prod(shape, dtype=np.int64))
-    return _packed_len(count, storage.bits) + 4 * storage.scales
-
-
-def _storage_from_code(code, shape):
-    if code == "f32":
-        return Storage("f32", 32)
-    if code.startswith("raw:"):
-        return Storage(code, np.dtype(code[4:]).itemsize * 8)
-    if code in ("b1", "t2"):
-        return Storage(code, {"b1": 1, "t2": 2}[code])
-    if code == "b1c":
-        return Storage(code, 1, int(shape[-1]))
-    if code == "t2s":
-        return Storage(code, 2, 1)
-    if code.startswith("q") and code[1:].isdigit():
-        return Storage(code, int(code[1:]))
-    raise ValueError(f"unknown encoding {code!r}")
-
-
-def encode(value, code):
-    """Bytes of ``value`` (the quantized kernel, or the raw variable) under ``code``."""
-    value = np.asarray(value)
-    if code == "f32":
-        return value.astype("<f4").tobytes()
-    if code.startswith("raw:"):
-        return value.astype(np.dtype(code[4:])).tobytes()
-    if code in ("b1", "b1c"):
-        signs = pack_codes(~np.signbit(value.ravel()), 1)  # q(w) >= 0, i.e. w >= 0
-        if code == "b1":
-            return signs
-        scales = np.abs(value).reshape(-1, value.shape[-1]).max(axis=0)
-        return scales.astype("<f4").tobytes() + signs
-    if code in ("t2", "t2s"):
-        flat = value.ravel()
-        codes = np.where(flat > 0, 1, np.where(flat < 0, 2, 0))
-        packed = pack_codes(codes, 2)
-        if code == "t2":
-            return packed
-        scale = np.float32(np.abs(flat).max()) if flat.size else np.float32(0)
-        return np.array([scale], "<f4").tobytes() + packed
-    if code.startswith("q"):
-        bits = int(code[1:])
-        half = 2 ** (bits - 1)
-        levels = np.rint(value.ravel().astype(np.float64) * half).astype(np.int64)
-        return pack_codes(levels + half, bits)
-    raise ValueError(f"unknown encoding {code!r}")
-
-
-def decode(data, code, shape):
-    """Inverse of :func:`encode`: a numpy array of ``shape`` (float32 unless ``raw``)."""
-    count = int(np.prod(shape, dtype=np.int64))
-    if code == "f32":
-        return np.frombuffer(data, dtype="<f4", count=count).astype(np.float32).reshape(shape)
-    if code.startswith("raw:"):
-        return np.frombuffer(data, dtype=np.dtype(code[4:]), count=count).copy().reshape(shape)
-    if code == "b1":
-        return np.where(unpack_codes(data, count, 1) == 1, 1.0, -1.0).astype(np.float32).reshape(shape)
-    if code == "b1c":
-        channels = int(shape[-1])
-        scales = np.frombuffer(data, dtype="<f4", count=channels).astype(np.float32)
-        signs = unpack_codes(data[4 * channels:], count, 1).reshape(-1, channels)
-        return np.where(signs == 1, scales, -scales).astype(np.float32).reshape(shape)
-    if code in ("t2", "t2s"):
-        scale = np.float32(1.0)
-        if code == "t2s":
-            scale = np.frombuffer(data, dtype="<f4", count=1)[0]
-            data = data[4:]
-        codes = unpack_codes(data, count, 2)
-        if codes.size and codes.max() > 2:
-            raise ValueError("ternary code 3 does not exist")
-        levels = np.array([0.0, scale, -scale], dtype=np.float32)
-        return levels[codes].reshape(shape)
-    if code.startswith("q"):
-        bits = int(code[1:])
-        half = 2 ** (bits - 1)
-        levels = (unpack_codes(data, count, bits) - half).astype(np.float32)
-        return (levels / np.float32(half)).astype(np.float32).reshape(shape)
-    raise ValueError(f"unknown encoding {code!r}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -217,6 +106,7 @@ def read_header(path):
             raw = f.read()
     except OSError as e:
         raise _fail(path, e.strerror or e.__class__.__name__) from None
+    import_all_precisions()  # their codecs read the stored codes
     if len(raw) < _PREFIX.size or raw[:len(MAGIC)] != MAGIC:
         raise _fail(path, "not a packed qenas model (bad magic)")
     _, version, hlen = _PREFIX.unpack_from(raw)
@@ -234,7 +124,7 @@ def read_header(path):
             raise ValueError("bad header fields")
         offset, table = 0, []
         for var_path, shape, code in specs:
-            length = encoded_length(_storage_from_code(code, shape), shape)
+            length = encoded_length(storage_from_code(code, shape), shape)
             table.append([var_path, [int(d) for d in shape], code, offset, length])
             offset += length
     except (zlib.error, UnicodeDecodeError, ValueError, KeyError, TypeError) as e:
@@ -293,8 +183,8 @@ def load_packed(path):
 # A finished training run -> model
 # --------------------------------------------------------------------------------------------
 def policy_from_description(text):
-    """The :class:`~enas.precision.PrecisionPolicy` whose ``describe()`` is ``text`` (as recorded
-    in a run's config.json): every named part other than the default becomes an override, which
+    """The :class:`~enas.precision.PrecisionPolicy` whose ``describe()`` is ``text`` (as run folders
+    written before whole configurations were recorded hold it in config.json): every named part other than the default becomes an override, which
     builds the same network."""
     from enas.precision import Precision, PrecisionPolicy
 
@@ -313,14 +203,20 @@ def policy_from_description(text):
 
 def restore_run(output_dir):
     """Rebuild the fixed child of a ``train_arc_*.py`` run in ``output_dir`` and restore its
-    latest checkpoint. Returns ``(model, identity, checkpoint_path)``.
+    latest checkpoint. Returns ``(model, record, checkpoint_path)``, ``record`` being the run's
+    ``config.json`` (its ``arc`` and ``precision`` at the top level).
 
-    The network comes from the run's ``config.json`` (dataset, arc, precision, shape); dropout and
-    drop-path rates, which have no variables and do not act at inference, are the training
-    script's defaults. Raises CheckpointError (one line) when there is no usable run.
+    The network comes from the recorded configuration (``"config"``); a run folder written
+    before whole configurations were recorded has only the network's identity (dataset, arc,
+    precision, shape), and the dropout and drop-path rates, which have no variables and do not
+    act at inference, then take the library defaults. Raises CheckpointError (one line) when
+    there is no usable run.
     """
     from enas import run_dir
-    from enas.micro_child import ChildConfig, MicroChild
+    from enas.child_config import ChildConfig
+    from enas.config import RunConfig
+    from enas.errors import ConfigError
+    from enas.micro_child import MicroChild
     from enas.model_summary import dataset_image_shape
     from enas.run_dir import CONFIG_FILE
 
@@ -329,31 +225,30 @@ def restore_run(output_dir):
         raise CheckpointError(f"no run folder {output_dir!r}; pass the --output_dir of a train_arc_*.py run")
     try:
         with open(config_path) as f:
-            identity = json.load(f)
+            record = json.load(f)
     except FileNotFoundError:
         raise CheckpointError(f"{output_dir!r} has no {CONFIG_FILE}; pass the --output_dir of a "
                               "train_arc_*.py run") from None
     except (OSError, ValueError) as e:
         raise CheckpointError(f"cannot read {config_path} ({e.__class__.__name__})") from None
-    if not isinstance(identity, dict) or not identity.get("arc"):
+    if not isinstance(record, dict) or not record.get("arc"):
         raise CheckpointError(f"{output_dir!r} holds a search run, not a fixed architecture; "
                               "export a train_arc_*.py run")
-    dataset = identity.get("dataset")
     try:
-        import train_arc_cifar
-        import train_arc_mnist
-
-        script = {"mnist": train_arc_mnist, "cifar10": train_arc_cifar}[dataset].CONFIG
-        config = ChildConfig(
-            num_layers=identity["num_layers"], num_nodes=identity["num_cells"],
-            out_filters=identity["out_filters"], use_aux_heads=identity["use_aux_heads"],
-            keep_prob=script["child_keep_prob"], drop_path_keep_prob=script["child_drop_path_keep_prob"],
-            policy=policy_from_description(identity["precision"]),
-            reduction_layers=(None if identity.get("reduction_layers") is None
-                              else tuple(identity["reduction_layers"])),
-        )
-        model = MicroChild(config, fixed_arc=identity["arc"]).build_for(dataset_image_shape(dataset))
-    except (KeyError, TypeError, ValueError) as e:
+        if "config" in record:
+            run_config = RunConfig.from_json(record["config"])
+            dataset, child, arc = run_config.dataset, run_config.child, run_config.fixed_arc
+        else:  # written before the whole configuration was recorded
+            dataset, arc = record.get("dataset"), record["arc"]
+            child = ChildConfig(
+                num_layers=record["num_layers"], num_nodes=record["num_cells"],
+                out_filters=record["out_filters"], use_aux_heads=record["use_aux_heads"],
+                policy=policy_from_description(record["precision"]),
+                reduction_layers=(None if record.get("reduction_layers") is None
+                                  else tuple(record["reduction_layers"])),
+            )
+        model = MicroChild(child, fixed_arc=arc).build_for(dataset_image_shape(dataset))
+    except (KeyError, TypeError, ValueError, ConfigError) as e:
         reason = str(e) if not isinstance(e, KeyError) else f"missing {e}"
         raise CheckpointError(f"cannot rebuild the network of {config_path} ({reason})") from None
     checkpoints = run_dir.Checkpoints(output_dir, model=model)
@@ -361,4 +256,4 @@ def restore_run(output_dir):
     path = checkpoints.restore_latest(partial=True)
     if path is None:
         raise CheckpointError(f"{output_dir!r} has no checkpoint yet; train at least one epoch first")
-    return model, identity, path
+    return model, record, path

@@ -64,6 +64,7 @@ FLAG_HELP = {
     "controller_train_steps": "Controller updates per epoch.",
     "controller_num_aggregate": "Architectures sampled per controller update.",
     "num_sampled_arcs": "Architectures printed (with val_acc) after each epoch.",
+    "from_config": "Start from a run folder's config.json (the run it records); other flags override it.",
 }
 
 ALIASES = {"fixed_arc": "child_fixed_arc"}

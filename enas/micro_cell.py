@@ -23,12 +23,12 @@ import tensorflow as tf
 from keras import ops
 
 from enas import micro_ops
-from enas.arc import NUM_OPS, Cell
+from enas.arc import Cell
 from enas.common_ops import SharedLayers, create_weight
 from enas.precision import Precision
+from enas.search_space import SearchSpace
 from quantize.base import latent_clip_constraint
 
-IDENTITY_OP = 4
 SLOTS = ("x", "y")
 
 
@@ -177,6 +177,7 @@ class MicroCell(keras.layers.Layer):
         if fixed_cell is not None and fixed_cell.num_nodes != num_nodes:
             raise ValueError(f"fixed_cell has {fixed_cell.num_nodes} nodes, expected {num_nodes}")
         self.num_nodes = num_nodes
+        self.space = SearchSpace(num_nodes)
         self.filters = filters
         self.precision = Precision.parse(precision)
         self.fixed_cell = fixed_cell
@@ -185,7 +186,7 @@ class MicroCell(keras.layers.Layer):
         self._op_kw = dict(precision=self.precision, batch_stats=batch_stats)
         self.ops_bank = SharedLayers(name="ops")
         self.combine = CellCombine(
-            num_nodes + 2, filters,
+            self.space.num_ids, filters,
             fixed_unused=None if fixed_cell is None else fixed_cell.unused_ids(),
             static_shapes=static_shapes, **self._op_kw,
         )
@@ -195,7 +196,7 @@ class MicroCell(keras.layers.Layer):
         """(node, slot, op) positions this cell needs: all of them in search mode."""
         if self.fixed_cell is not None:
             return sorted(self.fixed_cell.used_ops())
-        return [(n, s, o) for n in range(self.num_nodes) for s in range(2) for o in range(NUM_OPS)]
+        return self.space.positions()
 
     def build(self, input_shapes):
         prev_prev_shape, prev_shape = (tuple(s) for s in input_shapes)
@@ -210,21 +211,32 @@ class MicroCell(keras.layers.Layer):
         for node, slot, op in self._positions():
             layer = self.ops_bank.get_or_create(
                 op_key(node, slot, op),
-                lambda: micro_ops.make_op(op, self.filters, in_switch=self.fixed_cell is None, **self._op_kw),
+                lambda: micro_ops.make_op(op, self.filters, in_switch=self.fixed_cell is None, space=self.space,
+                                          **self._op_kw),
             )
             layer.build(node_shape)
-        self.combine.build([node_shape] * (self.num_nodes + 2))
+        self.combine.build([node_shape] * self.space.num_ids)
+
+    def keep_probability(self, drop_path_scale=1.0):
+        """Drop-path keep probability of this cell's op outputs at training progress
+        ``drop_path_scale`` (0 at the start of a run, 1 from its end): ENAS's
+        ``1 - scale * (1 - keep_l)``, ``keep_l`` being this layer's depth-scaled keep probability."""
+        if self.drop_path_keep_prob is None or self.drop_path_keep_prob >= 1:
+            return 1.0
+        return 1.0 - (1.0 - self.drop_path_keep_prob) * drop_path_scale
 
     def _drop_path(self, x, training, drop_path_scale):
+        """Zero each example's ``x`` with probability ``1 - keep`` (and scale the kept ones by
+        ``1 / keep``) in training; ``x`` unchanged otherwise. ``x``: ``(batch, H, W, C)``."""
         if not training or self.drop_path_keep_prob is None or self.drop_path_keep_prob >= 1:
             return x
-        keep = 1.0 - (1.0 - self.drop_path_keep_prob) * drop_path_scale
+        keep = self.keep_probability(drop_path_scale)
         mask = keras.random.uniform((ops.shape(x)[0], 1, 1, 1), seed=self.seed_generator) < keep
         return ops.where(mask, x / keep, ops.zeros_like(x))
 
     def _apply_op(self, node, slot, op, x, training, drop_path_scale):
         y = self.ops_bank[op_key(node, slot, op)](x, training=training)
-        if op != IDENTITY_OP:
+        if op != self.space.identity_op:
             y = self._drop_path(y, training, drop_path_scale)
         return y
 
@@ -234,17 +246,18 @@ class MicroCell(keras.layers.Layer):
         elif arc is None:
             raise ValueError("a search-mode MicroCell needs `arc` (int32 tensor [4B]) at call time")
         else:
-            choices = [arc[i] for i in range(4 * self.num_nodes)]
+            choices = [arc[i] for i in range(self.space.cell_length)]
         nodes = [layer(x, training=training) for layer, x in zip(self.calibrations, inputs)]
-        states = None if self.fixed_cell is not None else NodeStates(nodes, self.num_nodes + 2)
+        states = None if self.fixed_cell is not None else NodeStates(nodes, self.space.num_ids)
         for node in range(self.num_nodes):
             out = 0
             for slot in range(2):
-                input_id, op_id = choices[4 * node + 2 * slot], choices[4 * node + 2 * slot + 1]
+                position = self.space.input_position(node, slot)
+                input_id, op_id = choices[position], choices[position + 1]
                 x = nodes[input_id] if states is None else states.read(input_id)
                 out = out + select(op_id, [
                     lambda o=o, x=x, s=slot, n=node: self._apply_op(n, s, o, x, training, drop_path_scale)
-                    for o in range(NUM_OPS)
+                    for o in range(self.space.num_ops)
                 ], self.op_selection)
             nodes.append(out)
             if states is not None:

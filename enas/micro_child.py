@@ -24,7 +24,7 @@ from enas import micro_ops
 from enas.arc import parse_arc
 from enas.child_config import ChildConfig, default_reduction_layers  # noqa: F401  (re-exported)
 from enas.micro_cell import MicroCell
-from enas.precision import PrecisionPolicy
+from enas.search_space import SearchSpace
 from quantize.layers import QuantConv2D, QuantDense
 
 AUX_LOSS_WEIGHT = 0.4
@@ -55,6 +55,7 @@ class MicroChild(keras.Model):
         self.fixed_arc = None if fixed_arc is None else parse_arc(fixed_arc, config.num_nodes)
         self.search_mode = self.fixed_arc is None
         self.static_shapes = bool(static_shapes)
+        self.space = SearchSpace(config.num_nodes)
         policy = config.policy
         self.drop_path_scale = self.add_weight(
             name="drop_path_scale", shape=(), initializer="ones", trainable=False
@@ -98,6 +99,11 @@ class MicroChild(keras.Model):
             name="classifier",
         )
 
+    @property
+    def uses_drop_path(self):
+        """True when training drops paths (``drop_path_keep_prob < 1``)."""
+        return self.config.drop_path_keep_prob < 1
+
     def _layer_keep_prob(self, layer_id):
         """ENAS drop path: deeper layers drop more, ``1 - (l+1)/(L+2) * (1 - keep)``."""
         keep = self.config.drop_path_keep_prob
@@ -125,7 +131,7 @@ class MicroChild(keras.Model):
 
     def split_arc(self, arc):
         """``(normal, reduce)`` halves of an int32 ``[8B]`` arc tensor."""
-        half = 4 * self.config.num_nodes
+        half = self.space.cell_length
         arc = tf.convert_to_tensor(arc, tf.int32)
         return arc[:half], arc[half:]
 
@@ -164,25 +170,13 @@ class MicroChild(keras.Model):
 
     # --- Keras serialisation (``model.save("m.keras")``, ``keras.models.load_model``) ----------
     def get_config(self):
-        """Plain-JSON config: the :class:`ChildConfig` fields (precision policy as round-trippable
-        strings), the fixed arc as its string (``None``: search mode) and the image shape
-        (``None`` before the model is built)."""
-        c, policy = self.config, self.config.policy
+        """Plain-JSON config: ``ChildConfig.to_json()`` (precision policy included), the fixed
+        arc as its string (``None``: search mode) and the image shape (``None`` before the model
+        is built)."""
         image_shape = getattr(self, "input_image_shape", None)
         return {
             **super().get_config(),
-            "child": {
-                "num_layers": c.num_layers, "num_nodes": c.num_nodes, "out_filters": c.out_filters,
-                "num_classes": c.num_classes, "keep_prob": c.keep_prob,
-                "drop_path_keep_prob": c.drop_path_keep_prob, "use_aux_heads": c.use_aux_heads,
-                "reduction_layers": [int(r) for r in c.reduction_layers],
-                "precision": {
-                    "default": str(policy.default), "bits": policy.default.bits,
-                    "quantize_stem": policy.quantize_stem,
-                    "quantize_classifier": policy.quantize_classifier,
-                    "overrides": ",".join(f"{name}={p}" for name, p in policy.overrides),
-                },
-            },
+            "child": self.config.to_json(),
             "fixed_arc": None if self.fixed_arc is None else str(self.fixed_arc),
             "image_shape": None if image_shape is None else [int(d) for d in image_shape],
         }
@@ -192,16 +186,10 @@ class MicroChild(keras.Model):
         """Inverse of :meth:`get_config`; the model comes back built when the config has an
         image shape (so Keras can load the weights into it)."""
         config = dict(config)
-        child = dict(config.pop("child"))
-        precision = child.pop("precision")
-        policy = PrecisionPolicy.from_flags(
-            precision["default"], precision["bits"], precision["quantize_stem"],
-            precision["quantize_classifier"], precision["overrides"],
-        )
-        child["reduction_layers"] = tuple(child["reduction_layers"])
+        child = ChildConfig.from_json(config.pop("child"))
         fixed_arc = config.pop("fixed_arc", None)
         image_shape = config.pop("image_shape", None)
-        model = cls(ChildConfig(**child, policy=policy), fixed_arc=fixed_arc, **config)
+        model = cls(child, fixed_arc=fixed_arc, **config)
         if image_shape is not None:
             model.build_for(image_shape)
         return model

@@ -14,6 +14,7 @@ import tensorflow as tf
 from keras import ops
 
 from enas.precision import Precision
+from enas.search_space import DEFAULT as DEFAULT_SPACE
 from quantize.layers import QuantConv2D, QuantSeparableConv2D
 
 BN_MOMENTUM = 0.9
@@ -186,17 +187,21 @@ class Identity(OpLayer):
         return x
 
 
-def make_op(op_id, filters, precision, batch_stats, in_switch=False):
-    """Layer of ENAS micro op ``op_id``: 0 sep 3x3, 1 sep 5x5, 2 avg pool, 3 max pool, 4 identity.
+def make_op(op_id, filters, precision, batch_stats, in_switch=False, space=DEFAULT_SPACE):
+    """Layer of op ``op_id`` of ``space`` (ENAS: 0 sep 3x3, 1 sep 5x5, 2 avg pool, 3 max pool,
+    4 identity), built from the op's family (the pools are 3x3).
     ``in_switch``: the op runs inside a ``tf.switch_case`` branch (search mode)."""
+    op = space.ops[op_id]
     kw = dict(precision=precision, batch_stats=batch_stats)
-    return [
-        lambda: SepConv(filters, 3, **kw),
-        lambda: SepConv(filters, 5, **kw),
-        lambda: Pool("avg", **kw),
-        lambda: Pool("max", recompute_max_grad=in_switch, **kw),
-        lambda: Identity(**kw),
-    ][op_id]()
+    if op.family == "sep_conv":
+        return SepConv(filters, op.kernel_size, **kw)
+    if op.family == "avg_pool":
+        return Pool("avg", **kw)
+    if op.family == "max_pool":
+        return Pool("max", recompute_max_grad=in_switch, **kw)
+    if op.family == "identity":
+        return Identity(**kw)
+    raise ValueError(f"op {op.name!r}: unknown family {op.family!r}")
 
 
 class FactorizedReduce(OpLayer):

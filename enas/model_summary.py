@@ -15,14 +15,15 @@ Keras made the name up), so paths are stable across processes.
 Parameters: every variable in ``model.weights`` (trainable or not: batch-norm gamma, beta, moving
 mean and variance count), so the total equals ``model.count_params()``.
 
-Memory (bits per variable, see :func:`storage_of`):
+Memory (bits per variable, see :func:`storage_of`): what the kernel's quantizer declares
+(``Quantizer.storage``, see :mod:`quantize.storage`):
 
 * a kernel quantized by ``SteSign``: 1 bit per weight (+ 32 bits per output channel with
   ``channel_scale=True``, the XNOR-Net scale; none without it);
 * ``SteTern``: 2 bits per weight (3 levels stored in 2 bits) + one float32 scale ``a`` per kernel
   tensor with ``rule="twn"`` (none with ``rule="fixed"``, whose ``a`` is 1);
 * ``SteQuantize(k)``: k bits per weight (fixed range, no scale);
-* everything else (float kernels, biases, batch norm, other quantizers): 32 bits.
+* everything else (float kernels, biases, batch norm, quantizers declaring no storage): 32 bits.
 
 The float32 reference is ``params x 32`` bits; ``compression = float32 / memory``. The packed
 file written by :func:`enas.export.export_packed` stores exactly these bits (each tensor rounded up
@@ -67,14 +68,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from binarize.binary_ops import SteSign
+from enas.layer_paths import walk_layers, weights_by_path
 from enas.micro_cell import CellCombine, unused_mask
 from quantize import base
 from quantize.layers import QuantizedLayerBase
-from quantize.quantized_ops import SteQuantize
-from ternarize.ternary_ops import SteTern
+from quantize.storage import FLOAT_BITS, Storage, raw_storage  # noqa: F401  (Storage: re-exported)
 
-FLOAT_BITS = 32
 FLOAT = "float"
 
 # Plain Keras layers whose MACs are counted, with their kernel attributes.
@@ -92,117 +91,14 @@ _TRANSPOSED = (keras.layers.Conv1DTranspose, keras.layers.Conv2DTranspose, keras
 
 
 # --------------------------------------------------------------------------------------------
-# Walking the layers, with stable paths
-# --------------------------------------------------------------------------------------------
-def _snake_case(name):
-    # Keras' own rule for automatic layer names (keras.src.utils.naming.to_snake_case).
-    name = re.sub(r"\W+", "", name)
-    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
-    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
-
-
-def _is_auto_name(layer):
-    return re.fullmatch(re.escape(_snake_case(type(layer).__name__)) + r"(_\d+)?", layer.name) is not None
-
-
-def _attribute_labels(layer):
-    """``id(sublayer) -> label`` from the public attributes holding it (lists: ``attr[i]``,
-    dicts: the key)."""
-    labels = {}
-
-    def visit(value, label, depth=0):
-        if isinstance(value, keras.layers.Layer):
-            labels.setdefault(id(value), label)
-        elif depth < 2 and isinstance(value, (list, tuple)):
-            for i, item in enumerate(value):
-                visit(item, f"{label}[{i}]", depth + 1)
-        elif depth < 2 and isinstance(value, dict):
-            for key, item in value.items():
-                visit(item, str(key), depth + 1)
-
-    for attr, value in vars(layer).items():
-        if not attr.startswith("_"):
-            visit(value, attr)
-    return labels
-
-
-def _children(layer):
-    """``[(label, sublayer)]`` in creation order with labels unique among siblings: the layer's
-    name when it was chosen explicitly, else the attribute (or dict key) holding it, else the
-    class name numbered like Keras' automatic names."""
-    attr_labels = _attribute_labels(layer)
-    used, class_counts, out = set(), {}, []
-    for child in layer._flatten_layers(include_self=False, recursive=False):
-        if not _is_auto_name(child):
-            label = child.name
-        elif id(child) in attr_labels:
-            label = attr_labels[id(child)]
-        else:
-            stem = _snake_case(type(child).__name__)
-            n = class_counts.get(stem, 0)
-            class_counts[stem] = n + 1
-            label = stem if n == 0 else f"{stem}_{n}"
-        unique, k = label, 1
-        while unique in used:
-            unique, k = f"{label}_{k}", k + 1
-        used.add(unique)
-        out.append((unique, child))
-    return out
-
-
-def walk_layers(model):
-    """Yield ``(path, layer, ancestors)`` for the model (path ``""``) and every sublayer, depth
-    first in creation order; each layer once."""
-    seen = set()
-
-    def visit(path, layer, ancestors):
-        if id(layer) in seen:
-            return
-        seen.add(id(layer))
-        yield path, layer, ancestors
-        for label, child in _children(layer):
-            yield from visit(f"{path}/{label}" if path else label, child, ancestors + (layer,))
-
-    yield from visit("", model, ())
-
-
-def _own_weights(layer, all_weight_ids):
-    """Variables of ``layer`` itself (not of its sublayers) that are model weights."""
-    below = set()
-    for child in layer._flatten_layers(include_self=False, recursive=False):
-        below.update(id(w) for w in child.weights)
-    return [w for w in layer.weights if id(w) not in below and id(w) in all_weight_ids]
-
-
-# --------------------------------------------------------------------------------------------
 # Storage of each variable
 # --------------------------------------------------------------------------------------------
-@dataclasses.dataclass(frozen=True)
-class Storage:
-    """How one variable is stored: ``code`` (``f32`` raw float32, ``raw:<dtype>``, ``b1`` signs,
-    ``b1c`` signs + per-channel float32 scales, ``t2`` ternary codes, ``t2s`` ternary codes + one
-    float32 scale, ``q<k>`` k-bit codes), ``bits`` per element and the number of float32 scales."""
-
-    code: str
-    bits: int
-    scales: int = 0
-
-    def total_bits(self, size):
-        return int(size) * self.bits + FLOAT_BITS * self.scales
-
-
 def storage_of(quantizer, shape, dtype="float32"):
-    """The :class:`Storage` of a kernel of ``shape`` quantized by ``quantizer`` (``None``: raw)."""
-    if isinstance(quantizer, SteSign):
-        return Storage("b1c", 1, int(shape[-1])) if quantizer.channel_scale else Storage("b1", 1)
-    if isinstance(quantizer, SteTern):
-        return Storage("t2s", 2, 1) if quantizer.rule == "twn" else Storage("t2", 2)
-    if isinstance(quantizer, SteQuantize):
-        return Storage(f"q{quantizer.bits}", quantizer.bits)
-    dtype = np.dtype(keras.backend.standardize_dtype(dtype))
-    if dtype == np.float32:
-        return Storage("f32", FLOAT_BITS)
-    return Storage(f"raw:{dtype.str}", dtype.itemsize * 8)
+    """The :class:`~quantize.storage.Storage` of a kernel of ``shape`` quantized by ``quantizer``
+    (the quantizer's own :meth:`~quantize.base.Quantizer.storage`; ``None`` or a quantizer
+    without one: raw ``dtype``)."""
+    declared = quantizer.storage(shape) if isinstance(quantizer, base.Quantizer) else None
+    return declared or raw_storage(keras.backend.standardize_dtype(dtype))
 
 
 def _kernel_quantizer(layer):
@@ -261,35 +157,18 @@ class VariableEntry:
 
 
 def variable_table(model):
-    """Every weight of ``model`` as a :class:`VariableEntry`, in :func:`walk_layers` order.
-    Weights no layer owns directly (should not happen) come last under ``(other)/``."""
-    all_ids = {id(w) for w in model.weights}
-    entries, covered = [], set()
-    for path, layer, _ in walk_layers(model):
-        own = _own_weights(layer, all_ids)
-        if not own:
-            continue
-        quantized = {id(getattr(layer, attr)): attr for attr in quantized_kernel_attrs(layer)}
-        for variable in own:
-            if id(variable) in covered:
-                continue
-            covered.add(id(variable))
-            attr = quantized.get(id(variable), variable.name)
-            quantizer = _kernel_quantizer(layer) if id(variable) in quantized else None
-            # An unknown quantizer gets storage f32: its values are stored as float32.
-            storage = storage_of(quantizer, variable.shape, variable.dtype)
-            name = f"{path}/{variable.name}" if path else variable.name
-            entries.append(VariableEntry(name, path, layer, attr, variable, quantizer, storage))
-    for variable in model.weights:
-        if id(variable) not in covered:
-            covered.add(id(variable))
-            storage = storage_of(None, variable.shape, variable.dtype)
-            entries.append(VariableEntry(f"(other)/{variable.name}", "(other)", None, None,
-                                         variable, None, storage))
-    paths = [e.path for e in entries]
-    if len(set(paths)) != len(paths):
-        dup = next(p for p in paths if paths.count(p) > 1)
-        raise ValueError(f"two variables share the path {dup!r}; give the layers distinct names")
+    """Every weight of ``model`` as a :class:`VariableEntry`, in
+    :func:`enas.layer_paths.walk_layers` order (see :func:`enas.layer_paths.weights_by_path`)."""
+    entries = []
+    for weight in weights_by_path(model):
+        layer, variable = weight.layer, weight.variable
+        quantized = {} if layer is None else {id(getattr(layer, a)): a for a in quantized_kernel_attrs(layer)}
+        is_quantized = id(variable) in quantized
+        quantizer = _kernel_quantizer(layer) if is_quantized else None
+        # An unknown quantizer gets storage f32: its values are stored as float32.
+        storage = storage_of(quantizer, variable.shape, variable.dtype)
+        entries.append(VariableEntry(weight.path, weight.layer_path, layer,
+                                     quantized.get(id(variable), variable.name), variable, quantizer, storage))
     return entries
 
 
@@ -317,17 +196,6 @@ class CallRecord:
     macs: int
     w_bits: int
     a_bits: int
-
-
-def _activation_like(kernel_quantizer):
-    """The activation quantizer matching a kernel quantizer's family (for the fixed-point test)."""
-    if isinstance(kernel_quantizer, SteSign):
-        return SteSign()
-    if isinstance(kernel_quantizer, SteTern):
-        return SteTern(rule="fixed")
-    if isinstance(kernel_quantizer, SteQuantize):
-        return SteQuantize(kernel_quantizer.bits)
-    return None
 
 
 def _input_quantizer(layer):
@@ -391,7 +259,7 @@ def _record(layer, args, kwargs, output, ancestors):
                 q = getattr(owner, attr, None)
                 if isinstance(q, base.Quantizer) and q not in candidates:
                     candidates.append(q)
-        family = _activation_like(kernel_quantizer)
+        family = kernel_quantizer.activation_quantizer() if kernel_quantizer is not None else None
         if family is not None and family not in candidates:
             candidates.append(family)
     if isinstance(layer, CellCombine):
@@ -406,46 +274,45 @@ def _record(layer, args, kwargs, output, ancestors):
 def recording(model):
     """Context manager: while active, every call of a MAC layer of ``model`` (conv, dense,
     CellCombine, their quantized versions) appends a :class:`CallRecord` to
-    ``records[id(layer)]``; yields ``records``. The layer classes' ``call`` is wrapped for the
-    duration only and restored on exit; the layers themselves are not touched."""
-    layers = {id(layer): (layer, ancestors) for _, layer, ancestors in walk_layers(model)
-              if mac_kernel_attrs(layer)}
-    records = {}
-    active = set()
-    patched = []
+    ``records[id(layer)]``; yields ``records``.
 
-    def make_wrapper(original):
+    Each of the model's MAC layers gets its own wrapped ``call`` (an instance attribute, which
+    Keras' ``__call__`` runs in place of the class's method) for the duration only; no class is
+    changed, so other models and threads are not affected."""
+    layers = [(layer, ancestors) for _, layer, ancestors in walk_layers(model) if mac_kernel_attrs(layer)]
+    records = {}
+    wrapped = []
+
+    def wrap(layer, ancestors):
+        original = layer.call
+        active = []
+
         @functools.wraps(original)
-        def wrapper(self, *args, **kwargs):
-            key = id(self)
-            if key not in layers or key in active:
-                return original(self, *args, **kwargs)
-            active.add(key)
+        def call(*args, **kwargs):
+            if active:  # a layer calling itself (e.g. a parent's call): record the outer call only
+                return original(*args, **kwargs)
+            active.append(True)
             try:
-                output = original(self, *args, **kwargs)
+                output = original(*args, **kwargs)
             finally:
-                active.discard(key)
-            records.setdefault(key, []).append(_record(self, args, kwargs, output, layers[key][1]))
+                active.pop()
+            records.setdefault(id(layer), []).append(_record(layer, args, kwargs, output, ancestors))
             return output
 
-        return wrapper
+        own = vars(layer).get("call")
+        layer.call = call
+        wrapped.append((layer, own))
 
-    classes = []
-    for layer, _ in layers.values():
-        if type(layer) not in classes:
-            classes.append(type(layer))
     try:
-        for cls in classes:
-            own = cls.__dict__.get("call")
-            patched.append((cls, own))
-            cls.call = make_wrapper(cls.call)
+        for layer, ancestors in layers:
+            wrap(layer, ancestors)
         yield records
     finally:
-        for cls, own in reversed(patched):
+        for layer, own in reversed(wrapped):
             if own is None:
-                del cls.call
+                del layer.call
             else:
-                cls.call = own
+                layer.call = own
 
 
 # --------------------------------------------------------------------------------------------

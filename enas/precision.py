@@ -18,12 +18,19 @@ unless asked otherwise.
 """
 
 import dataclasses
+import importlib
 import re
 
 from enas.errors import ConfigError
 from quantize.bit_widths import SUPPORTED_BITS
 
 KINDS = ("binary", "ternary", "quantized", "float")
+# kind -> (module, class) of its quantizer; the class owns the precision's facts.
+QUANTIZER_CLASSES = {
+    "binary": ("binarize.binary_ops", "SteSign"),
+    "ternary": ("ternarize.ternary_ops", "SteTern"),
+    "quantized": ("quantize.quantized_ops", "SteQuantize"),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,37 +62,28 @@ class Precision:
             text = "float"
         return cls(text, int(bits))
 
-    @property
-    def is_float(self):
-        return self.kind == "float"
+    def quantizer_class(self):
+        """The :class:`quantize.base.Quantizer` subclass of this precision (``None``: float).
+        Imported on first use: TensorFlow is not needed to parse a precision."""
+        if self.kind == "float":
+            return None
+        module, name = QUANTIZER_CLASSES[self.kind]
+        return getattr(importlib.import_module(module), name)
 
     def kernel_quantizer(self):
         """A new kernel quantizer for this precision (``None`` for float)."""
-        from binarize.binary_ops import SteSign  # TensorFlow: imported on first use
-        from quantize.quantized_ops import SteQuantize
-        from ternarize.ternary_ops import SteTern
-
-        return {
-            "binary": lambda: SteSign(),
-            "ternary": lambda: SteTern(rule="twn"),
-            "quantized": lambda: SteQuantize(self.bits),
-            "float": lambda: None,
-        }[self.kind]()
+        cls = self.quantizer_class()
+        return None if cls is None else cls.for_kernel(self.bits)
 
     def activation(self):
-        """The activation placed where ENAS has a ReLU: a quantizer, or ReLU for float."""
-        import keras
+        """The activation placed where ENAS has a ReLU: the precision's activation quantizer,
+        or ReLU for float."""
+        cls = self.quantizer_class()
+        if cls is None:
+            import keras
 
-        from binarize.binary_ops import SteSign
-        from quantize.quantized_ops import SteQuantize
-        from ternarize.ternary_ops import SteTern
-
-        return {
-            "binary": lambda: SteSign(),
-            "ternary": lambda: SteTern(rule="fixed"),
-            "quantized": lambda: SteQuantize(self.bits),
-            "float": lambda: keras.activations.relu,
-        }[self.kind]()
+            return keras.activations.relu
+        return cls.for_activation(self.bits)
 
     def __str__(self):
         return f"quantized:{self.bits}" if self.kind == "quantized" else self.kind
@@ -113,6 +111,35 @@ class PrecisionPolicy:
     quantize_stem: bool = False
     quantize_classifier: bool = False
     overrides: tuple = ()
+
+    # The precision flags of the scripts and their defaults (see from_settings).
+    FLAG_DEFAULTS = {"child_quantization": "ternary", "child_bits": 4, "child_quantize_stem": False,
+                     "child_quantize_classifier": False, "child_precision_overrides": ""}
+
+    @classmethod
+    def from_settings(cls, s):
+        """From the ``child_quantization``, ``child_bits``, ``child_quantize_stem``,
+        ``child_quantize_classifier`` and ``child_precision_overrides`` settings."""
+        return cls.from_flags(s["child_quantization"], s["child_bits"], s["child_quantize_stem"],
+                              s["child_quantize_classifier"], s["child_precision_overrides"])
+
+    def to_settings(self):
+        """Inverse of :meth:`from_settings`."""
+        return {"child_quantization": self.default.kind, "child_bits": self.default.bits,
+                "child_quantize_stem": self.quantize_stem,
+                "child_quantize_classifier": self.quantize_classifier,
+                "child_precision_overrides": ",".join(f"{name}={p}" for name, p in self.overrides)}
+
+    def to_json(self):
+        """Plain-JSON dict (inverse: :meth:`from_json`)."""
+        return {"default": str(self.default), "bits": self.default.bits, "quantize_stem": self.quantize_stem,
+                "quantize_classifier": self.quantize_classifier,
+                "overrides": ",".join(f"{name}={p}" for name, p in self.overrides)}
+
+    @classmethod
+    def from_json(cls, data):
+        return cls.from_flags(data["default"], data["bits"], data["quantize_stem"],
+                              data["quantize_classifier"], data["overrides"])
 
     @classmethod
     def from_flags(cls, quantization="ternary", bits=4, quantize_stem=False,

@@ -1,8 +1,11 @@
 """The output directory of a run: its config record, its log, its checkpoints.
 
-* ``config.json`` records the settings that define the run (architecture, precision, network
-  shape); rerunning with different ones in the same folder is refused instead of resuming into a
-  mismatched checkpoint.
+* ``config.json`` records the run's whole configuration (``"config"``:
+  :meth:`enas.config.RunConfig.to_json`, so the folder alone reproduces the run) and, at its top
+  level, the settings that define the checkpoint (architecture, precision, network shape:
+  :meth:`~enas.config.RunConfig.identity`); rerunning with different ones in the same folder is
+  refused instead of resuming into a mismatched checkpoint. Other settings (epochs, learning
+  rate ...) may change on a rerun; the record is then updated.
 * ``stdout`` receives a copy of every log line (as the original tee'd it).
 * checkpoints are written with ``tf.train.CheckpointManager``: the data files are complete before
   the small ``checkpoint`` index file is replaced atomically, so a run killed at any point
@@ -20,6 +23,7 @@ import keras
 import tensorflow as tf
 
 from enas.errors import CheckpointError, ConfigError
+from enas.layer_paths import weights_by_path
 
 CONFIG_FILE = "config.json"
 LOG_FILE = "stdout"
@@ -32,12 +36,15 @@ def _is_ours(name):
     return name in _OURS or re.fullmatch(r"ckpt-\d+\.(index|data-\d+-of-\d+)", name) is not None
 
 
-def prepare(output_dir, identity, reset=False):
-    """Create or reopen ``output_dir`` for a run whose defining settings are ``identity`` (dict).
+def prepare(output_dir, config, reset=False):
+    """Create or reopen ``output_dir`` for the run of ``config`` (a :class:`enas.config.RunConfig`,
+    or just an identity dict).
 
     With ``reset``, a previous run's files are deleted first (only if every file there is one
     this project writes). Without it, an existing run with a different identity is an error.
     """
+    identity = config if isinstance(config, dict) else config.identity()
+    record = identity if isinstance(config, dict) else {**identity, "config": config.to_json()}
     if os.path.exists(output_dir) and not os.path.isdir(output_dir):
         raise ConfigError(f"--output_dir {output_dir!r} is a file; pass a folder")
     if reset and os.path.isdir(output_dir):
@@ -59,7 +66,10 @@ def prepare(output_dir, identity, reset=False):
                 f"cannot read {path} ({e.__class__.__name__}); pass --reset_output_dir to start over "
                 "or another --output_dir"
             ) from None
-        changed = sorted(k for k in set(previous) | set(identity) if previous.get(k) != identity.get(k))
+        if not isinstance(previous, dict):
+            previous = {"(record)": previous}
+        keys = (set(previous) | set(identity)) - {"config"}
+        changed = sorted(k for k in keys if previous.get(k) != identity.get(k))
         if changed:
             k = changed[0]
             raise ConfigError(
@@ -67,7 +77,22 @@ def prepare(output_dir, identity, reset=False):
                 f"{identity.get(k)!r}); pass --reset_output_dir to start over or use another --output_dir"
             )
     else:
-        atomic_write(path, json.dumps(identity, indent=2, sort_keys=True) + "\n")
+        atomic_write(path, json.dumps(record, indent=2, sort_keys=True) + "\n")
+
+
+def update_record(output_dir, config):
+    """Rewrite ``config.json`` with ``config``'s whole configuration when it changed (e.g. more
+    epochs on a rerun). Called once the run has resumed, so a run that fails to start (an
+    unreadable checkpoint) leaves the folder as it was."""
+    path = os.path.join(output_dir, CONFIG_FILE)
+    record = {**config.identity(), "config": config.to_json()}
+    try:
+        with open(path) as f:
+            if json.load(f) == record:
+                return
+    except (OSError, ValueError):
+        pass
+    atomic_write(path, json.dumps(record, indent=2, sort_keys=True) + "\n")
 
 
 def atomic_write(path, text):
@@ -155,10 +180,8 @@ class Checkpoints:
 def variables_by_path(layer):
     """``{path: variable}`` for every weight of ``layer``, keyed by its stable path in the layer
     tree (``layer_3/ops/node0/x/op1/sep_conv_0/depthwise_kernel``; see
-    :func:`enas.model_summary.variable_table`), not by Keras' process-global automatic names."""
-    from enas.model_summary import variable_table
-
-    table = {entry.path: entry.variable for entry in variable_table(layer)}
+    :func:`enas.layer_paths.weights_by_path`), not by Keras' process-global automatic names."""
+    table = {entry.path: entry.variable for entry in weights_by_path(layer)}
     known = {id(v) for v in table.values()}
     # Non-weight state (random seed generators) in creation order.
     extra = [v for v in layer.variables if id(v) not in known]

@@ -14,40 +14,34 @@ Each epoch:
    child, controller, both optimizers, baseline, epoch and RNG state.
 """
 
+from __future__ import annotations
+
 import json
 import os
-import time
 
-import keras
 import tensorflow as tf
 
-from enas import data_utils, log_format, run_dir
+from enas import data_utils, log_format, run_dir, run_loop
 from enas.arc import Arc
 from enas.child_trainer import WithoutGrappler
+from enas.config import RunConfig
 from enas.controller import RandomController, ReinforceTrainer
 from enas.errors import ConfigError
 from enas.micro_child import MicroChild
 from enas.micro_controller import MicroController
-from enas.validate import CONTROLLER_TYPES, check_controller_type  # noqa: F401
-from enas.runner import (EpochRunner, check_finite, check_positive, child_config, load_data,
-                         make_child_trainer, run_identity, step_of)
 
 ARCS_FILE = "arcs.jsonl"
 BEST_FILE = "best_arc.txt"  # the arc string alone: -fixed_arc "$(cat best_arc.txt)"
 BEST_RECORD = "best_arc.json"
 
 
-def make_controller(s):
-    kind = s["controller_type"]
-    check_controller_type(kind)
-    if kind == "random":
-        return RandomController(s["child_num_cells"], seed=s["seed"])
-    return MicroController(
-        s["child_num_cells"], lstm_size=s["controller_lstm_size"],
-        tanh_constant=s["controller_tanh_constant"] or None,
-        op_tanh_reduce=s["controller_op_tanh_reduce"],
-        temperature=s["controller_temperature"] or None, seed=s["seed"],
-    )
+def make_controller(config):
+    """The controller of ``config.controller`` for cells of ``config.child.num_nodes`` nodes."""
+    c, num_nodes, seed = config.controller, config.child.num_nodes, config.output.seed
+    if c.type == "random":
+        return RandomController(num_nodes, seed=seed)
+    return MicroController(num_nodes, lstm_size=c.lstm_size, tanh_constant=c.tanh_constant or None,
+                           op_tanh_reduce=c.op_tanh_reduce, temperature=c.temperature or None, seed=seed)
 
 
 class RewardBatches:
@@ -77,97 +71,94 @@ def batch_accuracy(child, batches):
     return accuracy
 
 
-def run(s, dataset, log=None):
-    """Search; returns a dict with the best sampled architecture and its val_acc."""
-    check_positive(s, "batch_size", "eval_batch_size", "num_epochs", "log_every",
-                   "eval_every_epochs", "controller_train_steps", "controller_num_aggregate")
-    config = child_config(s)
-    controller = make_controller(s)
-    data = load_data(s, dataset)
-    keras.utils.set_random_seed(s["seed"])
-    xla = bool(s.get("child_xla", False))
-    child = MicroChild(config, static_shapes=xla).build_for(data.image_shape)
-    child_trainer = make_child_trainer(s, child, len(data.x_train), search_mode=True, jit_compile=xla)
-    reward_batches = RewardBatches(data, s["batch_size"], s["seed"])
-    # Only now, with every setting validated, touch the output folder.
-    identity = {**run_identity(s, dataset, None, config), "controller_type": s["controller_type"],
-                "seed": s["seed"]}
-    run_dir.prepare(s["output_dir"], identity, s["reset_output_dir"])
-    log = log or run_dir.RunLog(s["output_dir"])
-    reward_fn = tf.function(batch_accuracy(child, reward_batches))
-    ctrl_trainer = None
-    if controller.learns:
-        ctrl_trainer = ReinforceTrainer(
-            controller, reward_fn, learning_rate=s["controller_lr"],
-            entropy_weight=s["controller_entropy_weight"], baseline_decay=s["controller_bl_dec"],
-            num_aggregate=s["controller_num_aggregate"],
-        )
-        controller_step = WithoutGrappler(ctrl_trainer.train_step)
-    reward_fn = WithoutGrappler(reward_fn)  # for the arcs reported each epoch
-    epoch_var = keras.Variable(0, dtype="int64", trainable=False, name="epoch")
-    trackables = dict(child=child, child_optimizer=child_trainer.optimizer, controller=controller,
-                      epoch=epoch_var, reward_data=reward_batches.iterator)
-    if ctrl_trainer is not None:
-        trackables["controller_trainer"] = ctrl_trainer
-    checkpoints = run_dir.Checkpoints(s["output_dir"], **trackables)
-    restored = checkpoints.restore_latest()
+class Search(run_loop.Task):
+    """ENAS search: a shared-weight child trained on one sampled architecture per step, then the
+    controller phase, the sampled-architecture report and ``best_arc.txt`` after each epoch."""
 
-    log("-" * 80)
-    log(f"Architecture search on {dataset} ({len(data.x_train)} train, {len(data.x_valid)} valid, "
-        f"{len(data.x_test)} test)")
-    log(f"Controller: {s['controller_type']}; cells of {config.num_nodes} nodes; "
-        f"{config.num_layers} layers + 2 reductions; {config.out_filters} filters")
-    log(f"Precision: {config.policy.describe()}")
-    log(f"Shared parameters: {child.count_params_used()}")
-    if restored:
-        log(f"Resuming from {restored} at epoch {int(epoch_var.numpy())}, step {step_of(child_trainer)}")
-    log("-" * 80)
+    def build(self, config, data):
+        self.config = config
+        self.controller = make_controller(config)
+        xla = config.training.xla
+        self.model = MicroChild(config.child, static_shapes=xla).build_for(data.image_shape)
+        self.trainer = run_loop.make_child_trainer(config, self.model, len(data.x_train), search_mode=True)
+        self.reward_batches = RewardBatches(data, config.training.batch_size, config.output.seed)
+        reward_fn = tf.function(batch_accuracy(self.model, self.reward_batches))
+        self.ctrl_trainer = None
+        if self.controller.learns:
+            c = config.controller
+            self.ctrl_trainer = ReinforceTrainer(
+                self.controller, reward_fn, learning_rate=c.lr, entropy_weight=c.entropy_weight,
+                baseline_decay=c.bl_dec, num_aggregate=c.num_aggregate,
+            )
+            self.controller_step = WithoutGrappler(self.ctrl_trainer.train_step)
+        self.reward_fn = WithoutGrappler(reward_fn)  # for the arcs reported each epoch
 
-    runner = EpochRunner(s, data, child_trainer, log)
-    best = read_best(s["output_dir"])
-    for epoch in range(int(epoch_var.numpy()), s["num_epochs"]):
-        for images, labels in runner.train_dataset(epoch):
-            arc = controller.sample().arc
-            out = child_trainer.train_step(images, labels, arc)
-            step = step_of(child_trainer)
-            check_finite(float(out["loss"]), epoch, step, checkpoints)
-            runner.after_step(out)
-            if step % s["log_every"] == 0:
-                runner.log_step(epoch, step, out, s["batch_size"])
-        if ctrl_trainer is not None:
-            log(f"Epoch {epoch + 1}: Training controller")
-            for _ in range(s["controller_train_steps"]):
-                out = controller_step()
-                ctrl_step = int(ctrl_trainer.step.numpy())
-                runner.summaries.scalars(ctrl_step, {
+    def trackables(self):
+        trackables = dict(child=self.model, child_optimizer=self.trainer.optimizer, controller=self.controller,
+                          reward_data=self.reward_batches.iterator)
+        if self.ctrl_trainer is not None:
+            trackables["controller_trainer"] = self.ctrl_trainer
+        return trackables
+
+    def header(self, config, data):
+        c = config.child
+        self.best = read_best(config.output.output_dir)
+        return [
+            f"Architecture search on {config.dataset} ({len(data.x_train)} train, {len(data.x_valid)} valid, "
+            f"{len(data.x_test)} test)",
+            f"Controller: {config.controller.type}; cells of {c.num_nodes} nodes; "
+            f"{c.num_layers} layers + 2 reductions; {c.out_filters} filters",
+            f"Precision: {c.policy.describe()}",
+            f"Shared parameters: {self.model.count_params_used()}",
+        ]
+
+    def step_args(self):
+        return (self.controller.sample().arc,)
+
+    def eval_arc(self):
+        return self.controller.sample().arc
+
+    def after_epoch(self, epoch, loop):
+        c = self.config.controller
+        if self.ctrl_trainer is not None:
+            loop.log(f"Epoch {epoch + 1}: Training controller")
+            for _ in range(c.train_steps):
+                out = self.controller_step()
+                ctrl_step = int(self.ctrl_trainer.step.numpy())
+                loop.summaries.scalars(ctrl_step, {
                     f"controller/{k}": float(out[k])
                     for k in ("loss", "entropy", "reward", "accuracy", "baseline", "grad_norm")
                 })
-                if ctrl_step % s["log_every"] == 0:
-                    log(log_format.controller_step(
-                        ctrl_step, float(out["loss"]), float(out["entropy"]), s["controller_lr"],
-                        float(out["grad_norm"]), float(out["accuracy"]), float(out["baseline"]),
-                        (time.time() - runner.start) / 60,
+                if ctrl_step % self.config.output.log_every == 0:
+                    loop.log(log_format.controller_step(
+                        ctrl_step, float(out["loss"]), float(out["entropy"]), c.lr, float(out["grad_norm"]),
+                        float(out["accuracy"]), float(out["baseline"]), loop.minutes(),
                     ))
-        sampled = sample_and_report(controller, reward_fn, s["num_sampled_arcs"], epoch + 1, log)
-        best = record(s["output_dir"], sampled, best)
+        sampled = sample_and_report(self.controller, self.reward_fn, c.num_sampled_arcs, epoch + 1, loop.log)
+        self.best = record(self.config.output.output_dir, sampled, self.best)
         accuracies = [item["val_acc"] for item in sampled]
         if accuracies:
             # Same x axis as the controller scalars (controller steps), child steps for random.
-            x = int(ctrl_trainer.step.numpy()) if ctrl_trainer is not None else step_of(child_trainer)
-            runner.summaries.scalars(x, {"search/sampled_val_acc_mean": sum(accuracies) / len(accuracies),
-                                                 "search/sampled_val_acc_best": max(accuracies)})
-        if (epoch + 1) % s["eval_every_epochs"] == 0 or epoch + 1 == s["num_epochs"]:
-            log(f"Epoch {epoch + 1}: Eval")
-            runner.evaluate(step_of(child_trainer), ("valid", "test"), arc=controller.sample().arc)
-        epoch_var.assign(epoch + 1)
-        checkpoints.save()
-    if best is not None:
-        log("-" * 80)
-        log(f"Best sampled architecture (val_acc = {best['val_acc']:<6.4f}, epoch {best['epoch']}):")
-        log(best["arc"])
-        log("-" * 80)
-    return {"best": best, "epochs": int(epoch_var.numpy())}
+            x = int(self.ctrl_trainer.step.numpy()) if self.ctrl_trainer is not None else loop.step()
+            loop.summaries.scalars(x, {"search/sampled_val_acc_mean": sum(accuracies) / len(accuracies),
+                                       "search/sampled_val_acc_best": max(accuracies)})
+
+    def finish(self, loop):
+        best = self.best
+        if best is not None:
+            loop.log("-" * 80)
+            loop.log(f"Best sampled architecture (val_acc = {best['val_acc']:<6.4f}, epoch {best['epoch']}):")
+            loop.log(best["arc"])
+            loop.log("-" * 80)
+        return {"best": best}
+
+
+def run(config, dataset=None, log=None):
+    """Search with ``config`` (a :class:`RunConfig`, or a script's flat settings with ``dataset``);
+    returns a dict with the best sampled architecture (``best``) and ``epochs``."""
+    if not isinstance(config, RunConfig):
+        config = RunConfig.from_settings(config, "search", dataset)
+    return run_loop.run(config, Search(), log=log)
 
 
 def sample_and_report(controller, reward_fn, count, epoch, log):

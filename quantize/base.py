@@ -15,20 +15,28 @@ The concrete quantizers live with their precision: ``binarize.binary_ops.SteSign
     quantize.get("ste_sign"), quantize.get({"class_name": "SteTern", "config": {...}})
 """
 
+import importlib
+
 import keras
 import tensorflow as tf
 
+from quantize import storage
+
 _PACKAGE = "qenas"
 _ALIASES = {}
+# The modules of the concrete quantizers (they register themselves when imported).
+PRECISION_MODULES = ("binarize.binary_ops", "ternarize.ternary_ops", "quantize.quantized_ops")
 
 
 def register_quantizer(alias):
-    """Class decorator: register a quantizer for Keras serialisation and under ``alias``."""
+    """Class decorator: register a quantizer for Keras serialisation, under ``alias``, and as
+    the codec of its ``storage_codes`` (:mod:`quantize.storage`)."""
 
     def decorator(cls):
         cls = keras.saving.register_keras_serializable(package=_PACKAGE)(cls)
         _ALIASES[alias] = cls
         _ALIASES[cls.__name__] = cls
+        storage.register_codec(cls.storage_codes, cls)
         return cls
 
     return decorator
@@ -60,19 +68,61 @@ def clipped_ste(forward, x, clip_low, clip_high):
 class Quantizer:
     """Base class of quantizers.
 
-    Subclasses implement :meth:`call` and :meth:`get_config`, and set:
+    Subclasses implement :meth:`call` and :meth:`get_config`, own the facts of their precision
+    (:meth:`for_kernel` / :meth:`for_activation`: the kernel and activation quantizers of a
+    precision; :meth:`storage`: how a quantized kernel is stored; :meth:`activation_quantizer`:
+    the activation matching a kernel quantizer; the codec of their storage codes:
+    :meth:`storage_from_code`, :meth:`encode`, :meth:`decode`), and set:
 
     * ``precision``: bits needed to store one quantized value (1 binary, 2 ternary, k for k-bit).
     * ``latent_clip``: the range ``c`` (meaning ``[-c, c]``) or ``(low, high)`` latent float
       weights are clipped to after each optimizer update when this quantizer is a kernel
       quantizer (``None``: no clipping). It must lie inside the STE's pass-through range, or
       weights at its edge would never receive a gradient again.
-    * ``kernel_initializer``: preferred initializer of latent weights (``None``: layer default).
+    * ``kernel_initializer``: preferred initializer of latent weights, as anything
+      ``keras.initializers.get`` reads (``None``: layer default). Give a name or config rather
+      than an instance: constructing an initializer draws a seed from the global random state.
     """
 
     precision = 32
     latent_clip = None
     kernel_initializer = None
+    storage_codes = ()  # the storage codes this class encodes and decodes (quantize.storage)
+
+    @classmethod
+    def for_kernel(cls, bits=None):
+        """The kernel quantizer of this precision (``bits``: the width, for k-bit)."""
+        raise NotImplementedError
+
+    @classmethod
+    def for_activation(cls, bits=None):
+        """The activation quantizer of this precision (where ENAS has a ReLU)."""
+        raise NotImplementedError
+
+    def activation_quantizer(self):
+        """The activation quantizer of the same precision as this (kernel) quantizer."""
+        return None
+
+    def storage(self, shape):
+        """The :class:`quantize.storage.Storage` of a kernel of ``shape`` quantized by this
+        quantizer; ``None``: its values are stored as raw float32."""
+        return None
+
+    # --- codec of ``storage_codes`` (the packed export) ---------------------------------------
+    @staticmethod
+    def storage_from_code(code, shape):
+        """The Storage of a kernel of ``shape`` stored under ``code``."""
+        raise NotImplementedError
+
+    @staticmethod
+    def encode(value, storage):
+        """Bytes of the quantized kernel ``value`` (numpy) under ``storage``."""
+        raise NotImplementedError
+
+    @staticmethod
+    def decode(data, storage, shape):
+        """Inverse of :meth:`encode`: float32 numpy array of ``shape``."""
+        raise NotImplementedError
 
     def __call__(self, x):
         return self.call(tf.convert_to_tensor(x))
@@ -135,11 +185,10 @@ def latent_clip_constraint(quantizer):
     return WeightClip(clip)
 
 
-def _import_all_precisions():
-    # The concrete quantizers register themselves when their modules are imported.
-    import binarize.binary_ops  # noqa: F401
-    import quantize.quantized_ops  # noqa: F401
-    import ternarize.ternary_ops  # noqa: F401
+def import_all_precisions():
+    """Import every concrete quantizer module (each registers its classes and codecs)."""
+    for module in PRECISION_MODULES:
+        importlib.import_module(module)
 
 
 def get(identifier):
@@ -151,7 +200,7 @@ def get(identifier):
     """
     if identifier is None or isinstance(identifier, Quantizer):
         return identifier
-    _import_all_precisions()
+    import_all_precisions()
     if isinstance(identifier, str):
         if identifier in _ALIASES:
             return _ALIASES[identifier]()

@@ -43,9 +43,11 @@ class QuantizedLayerBase:
                 kwargs[constraint_arg] = base.latent_clip_constraint(kernel_quantizer)
             preferred_init = getattr(kernel_quantizer, "kernel_initializer", None)
             if preferred_init is not None and init_arg not in kwargs:
-                # A fresh copy per kernel: an unseeded Keras initializer instance returns the same
-                # values on every call, so sharing one would give identical/correlated kernels.
-                kwargs[init_arg] = keras.initializers.get(preferred_init).clone()
+                # A fresh instance per kernel: an unseeded Keras initializer instance returns the
+                # same values on every call, so sharing one would give identical kernels.
+                kwargs[init_arg] = keras.initializers.get(preferred_init)
+                if kwargs[init_arg] is preferred_init:
+                    kwargs[init_arg] = preferred_init.clone()
         super().__init__(*args, **kwargs)
         self.input_quantizer = input_quantizer
         self.kernel_quantizer = kernel_quantizer

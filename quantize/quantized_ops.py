@@ -14,11 +14,12 @@ Backward::
 ``q`` is idempotent: every level is reproduced exactly. Supported widths: 2..8 and 16 bits.
 """
 
-import keras
+import numpy as np
 import tensorflow as tf
 
 from quantize.base import Quantizer, clipped_ste, register_quantizer
 from quantize.bit_widths import SUPPORTED_BITS
+from quantize.storage import Storage, pack_codes, unpack_codes
 
 
 def check_bits(bits):
@@ -46,6 +47,41 @@ class SteQuantize(Quantizer):
         bits: bit width, one of 2..8 or 16 (default 4).
     """
 
+    storage_codes = tuple(f"q{bits}" for bits in SUPPORTED_BITS)
+
+    @classmethod
+    def for_kernel(cls, bits=4):
+        return cls(bits)
+
+    @classmethod
+    def for_activation(cls, bits=4):
+        return cls(bits)
+
+    def activation_quantizer(self):
+        return SteQuantize(self.bits)
+
+    def storage(self, shape):
+        """k bits per weight (``q<k>``), no scale: the levels are fixed."""
+        return Storage(f"q{self.bits}", self.bits)
+
+    @staticmethod
+    def storage_from_code(code, shape):
+        return Storage(code, int(code[1:]))
+
+    @staticmethod
+    def encode(value, storage):
+        """Unsigned codes ``c + 2**(k-1)`` of the levels ``c / 2**(k-1)``, k bits each."""
+        half = 2 ** (storage.bits - 1)
+        levels = np.rint(value.ravel().astype(np.float64) * half).astype(np.int64)
+        return pack_codes(levels + half, storage.bits)
+
+    @staticmethod
+    def decode(data, storage, shape):
+        count = int(np.prod(shape, dtype=np.int64))
+        half = 2 ** (storage.bits - 1)
+        levels = (unpack_codes(data, count, storage.bits) - half).astype(np.float32)
+        return (levels / np.float32(half)).astype(np.float32).reshape(shape)
+
     def __init__(self, bits=4):
         self.bits = check_bits(bits)
         self.precision = self.bits
@@ -53,7 +89,9 @@ class SteQuantize(Quantizer):
         # [-1, 1] clip would strand weights above the top level with zero gradient forever.
         self.latent_clip = (-1.0, 1.0 - 2.0 ** (1 - self.bits))
         # Weights use the whole fixed range; Glorot-sized weights would hit only a few levels.
-        self.kernel_initializer = keras.initializers.RandomUniform(-1.0, 1.0)
+        # (A config, not an instance: building an initializer draws a seed, and a quantizer
+        # used only as an activation must not move the random state.)
+        self.kernel_initializer = {"class_name": "RandomUniform", "config": {"minval": -1.0, "maxval": 1.0}}
 
     def call(self, x):
         return quantize_uniform(x, self.bits)

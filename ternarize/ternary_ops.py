@@ -16,10 +16,11 @@ Backward: ``dq/dx = 1 if |x| <= clip_value else 0`` (``a`` is a constant in the 
 Both rules are idempotent: ``q(q(x)) == q(x)``.
 """
 
-import keras
+import numpy as np
 import tensorflow as tf
 
 from quantize.base import Quantizer, clipped_ste, register_quantizer
+from quantize.storage import Storage, pack_codes, unpack_codes
 
 RULES = ("twn", "fixed")
 
@@ -60,6 +61,49 @@ class SteTern(Quantizer):
     """
 
     precision = 2
+    storage_codes = ("t2", "t2s")
+
+    @classmethod
+    def for_kernel(cls, bits=None):
+        """TWN weights: {-a, 0, +a} with a per-kernel scale."""
+        return cls(rule="twn")
+
+    @classmethod
+    def for_activation(cls, bits=None):
+        """Fixed-threshold activations {-1, 0, +1} (threshold 0.5)."""
+        return cls(rule="fixed")
+
+    def activation_quantizer(self):
+        return SteTern(rule="fixed")
+
+    def storage(self, shape):
+        """2 bits per weight, plus one float32 scale ``a`` with the TWN rule (``t2s``)."""
+        return self.storage_from_code("t2s" if self.rule == "twn" else "t2", shape)
+
+    @staticmethod
+    def storage_from_code(code, shape):
+        return Storage("t2s", 2, 1) if code == "t2s" else Storage("t2", 2)
+
+    @staticmethod
+    def encode(value, storage):
+        """2-bit codes 0 -> 0, 1 -> +a, 2 -> -a, 4 per byte; ``t2s``: the scale ``a`` first."""
+        flat = value.ravel()
+        packed = pack_codes(np.where(flat > 0, 1, np.where(flat < 0, 2, 0)), 2)
+        if storage.code == "t2":
+            return packed
+        scale = np.float32(np.abs(flat).max()) if flat.size else np.float32(0)
+        return np.array([scale], "<f4").tobytes() + packed
+
+    @staticmethod
+    def decode(data, storage, shape):
+        count = int(np.prod(shape, dtype=np.int64))
+        scale = np.float32(1.0)
+        if storage.code == "t2s":
+            scale, data = np.frombuffer(data, dtype="<f4", count=1)[0], data[4:]
+        codes = unpack_codes(data, count, 2)
+        if codes.size and codes.max() > 2:
+            raise ValueError("ternary code 3 does not exist")
+        return np.array([0.0, scale, -scale], dtype=np.float32)[codes].reshape(shape)
 
     def __init__(self, rule="twn", threshold_value=0.5, twn_factor=0.7, clip_value=1.0):
         if rule not in RULES:
@@ -77,7 +121,10 @@ class SteTern(Quantizer):
         self.latent_clip = self.clip_value
         if rule == "fixed":
             # With a fixed threshold, small (Glorot-sized) weights would all round to 0.
-            self.kernel_initializer = keras.initializers.RandomUniform(-self.clip_value, self.clip_value)
+            # (A config, not an instance: building an initializer draws a seed, and a quantizer
+            # used only as an activation must not move the random state.)
+            self.kernel_initializer = {"class_name": "RandomUniform",
+                                       "config": {"minval": -self.clip_value, "maxval": self.clip_value}}
 
     def call(self, x):
         return ternarize(x, self.rule, self.threshold_value, self.twn_factor, self.clip_value)

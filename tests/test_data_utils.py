@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from enas import data_utils, data_utils_cifar
+from enas import data_common, data_utils, data_utils_cifar
 from enas.data_utils import DataSplits, load_dataset, load_mnist, make_dataset, read_mnist
 from enas.data_utils_cifar import load_cifar10, read_cifar10
 from enas.errors import DataError
@@ -35,7 +35,7 @@ def no_network(monkeypatch):
     """Make every download attempt fail fast, with or without a real network."""
     monkeypatch.setattr(data_utils, "MNIST_URL", UNREACHABLE)
     monkeypatch.setattr(data_utils_cifar, "CIFAR_URL", UNREACHABLE)
-    monkeypatch.setattr(data_utils, "DOWNLOAD_TIMEOUT", 5.0)
+    monkeypatch.setattr(data_common, "DOWNLOAD_TIMEOUT", 5.0)
 
 
 # ------------------------------------------------------------------------------------ MNIST

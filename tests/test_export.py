@@ -16,7 +16,7 @@ from enas.export import (decode, encode, export_packed, load_packed, pack_codes,
 from enas.micro_child import ChildConfig, MicroChild
 from enas.model_summary import summarize, variable_table
 from enas.precision import PrecisionPolicy
-from enas.runner import run_identity
+from enas.config import RunConfig
 from quantize.layers import QuantConv2D, QuantDense
 from tests.conftest import TINY_ARC
 
@@ -172,16 +172,12 @@ def test_policy_from_run_description(policy):
 
 def make_run(tmp_path, quantization="binary"):
     """A run folder as train_arc_mnist.py leaves it (config.json, no checkpoint yet) and its model."""
-    import train_arc_mnist
-
-    settings = {**train_arc_mnist.CONFIG, "child_num_layers": 0, "child_num_cells": 2,
-                "child_out_filters": 4, "child_use_aux_heads": False}
     config = ChildConfig(num_layers=0, num_nodes=2, out_filters=4, keep_prob=0.9,
                          reduction_layers=(1,),  # not the default (0, 1): read from config.json
                          policy=PrecisionPolicy.from_flags(quantization))
     model = randomize(MicroChild(config, fixed_arc=TINY_ARC).build_for((28, 28, 1)))
     run = tmp_path / "run"
-    run_dir.prepare(str(run), run_identity(settings, "mnist", model.fixed_arc, config))
+    run_dir.prepare(str(run), RunConfig(mode="train", dataset="mnist", child=config, fixed_arc=TINY_ARC))
     return run, model
 
 

@@ -156,3 +156,40 @@ def test_aux_head_and_drop_path_in_training_only():
     assert aux_eval is None
     x = images()
     np.testing.assert_allclose(model(x, training=False), model(x, training=False))
+    # Training drops paths: two training-mode passes differ (batch norm uses the batch either
+    # way), while the same network without drop path gives the same output twice.
+    assert not np.allclose(model(x, training=True), model(x, training=True))
+    keep_all = MicroChild(ChildConfig(num_layers=3, num_nodes=B, out_filters=4), fixed_arc=ARC_A)
+    keep_all.build_for((28, 28, 1))
+    np.testing.assert_allclose(keep_all(x, training=True), keep_all(x, training=True), rtol=1e-5, atol=1e-6)
+
+
+def test_drop_path_rate_follows_depth_and_progress():
+    config = ChildConfig(num_layers=4, num_nodes=B, out_filters=4, drop_path_keep_prob=0.6)
+    model = MicroChild(config, fixed_arc=ARC_A).build_for((28, 28, 1))
+    total = config.num_layers + 2
+    for layer_id, cell in enumerate(model.cells):  # ENAS: deeper layers drop more
+        layer_keep = 1 - (layer_id + 1) / total * 0.4
+        assert cell.keep_probability(1.0) == pytest.approx(layer_keep)
+        assert cell.keep_probability(0.5) == pytest.approx(1 - 0.5 * (1 - layer_keep))
+        assert cell.keep_probability(0.0) == 1.0
+    # The measured drop rate of the last cell at full progress matches its keep probability.
+    cell = model.cells[-1]
+    ones = tf.ones((4000, 1, 1, 1))
+    kept = np.asarray(cell._drop_path(ones, training=True, drop_path_scale=1.0)).ravel()
+    keep = cell.keep_probability(1.0)
+    assert abs(np.mean(kept > 0) - keep) < 0.03
+    np.testing.assert_allclose(kept[kept > 0], 1 / keep, rtol=1e-6)  # kept paths are rescaled
+    np.testing.assert_array_equal(cell._drop_path(ones, training=False, drop_path_scale=1.0), ones)
+    # The trainer advances the progress each step: min(1, (step + 1) / drop_path_steps).
+    trainer = ChildTrainer(model, make_optimizer("sgd", 0.0), 8, drop_path_steps=4)
+    labels = tf.zeros((8,), tf.int32)
+    seen = []
+    for _ in range(6):
+        trainer.train_step(images(), labels)
+        seen.append(float(model.drop_path_scale.numpy()))
+    assert seen == pytest.approx([0.25, 0.5, 0.75, 1.0, 1.0, 1.0])
+    no_drop = MicroChild(ChildConfig(num_layers=0, num_nodes=B, out_filters=4), fixed_arc=ARC_A)
+    no_drop.build_for((28, 28, 1))
+    ChildTrainer(no_drop, make_optimizer("sgd", 0.0), 8, drop_path_steps=4).train_step(images(), labels)
+    assert float(no_drop.drop_path_scale.numpy()) == 1.0  # without drop path it is left alone

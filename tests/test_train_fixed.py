@@ -5,7 +5,7 @@ import re
 import numpy as np
 import pytest
 
-from enas import cli, train_fixed
+from enas import cli, run_loop, train_fixed
 from enas.errors import UserError
 from tests.conftest import TINY, TINY_ARC
 
@@ -73,17 +73,17 @@ def test_cifar_end_to_end_on_tiny_files(tmp_path, cifar_path, capsys):
 
 
 def test_nan_loss_stops_with_clear_message_and_keeps_checkpoint(train_config, monkeypatch, capsys):
-    real_load = train_fixed.load_data
+    real_load = run_loop.load_data
     calls = {"n": 0}
 
-    def poisoned(s, dataset):
-        data = real_load(s, dataset)
+    def poisoned(config):
+        data = real_load(config)
         calls["n"] += 1
         if calls["n"] == 2:  # second run: images become NaN
             data.x_train[:] = np.nan
         return data
 
-    monkeypatch.setattr(train_fixed, "load_data", poisoned)
+    monkeypatch.setattr(run_loop, "load_data", poisoned)
     code, _, err = run_main({**train_config, "num_epochs": 1}, capsys)
     assert code == 0, err
     code, out, err = run_main({**train_config, "num_epochs": 2}, capsys)
@@ -112,7 +112,8 @@ def test_run_rejects_mismatched_checkpoint_folder(train_config, capsys):
     assert code == 2 and "different arc" in err and "--reset_output_dir" in err
     code, out, err = run_main({**train_config, "child_fixed_arc": other_arc, "num_epochs": 1,
                                "reset_output_dir": True}, capsys)
-    assert code == 0, err and "Resuming" not in out
+    assert code == 0, err
+    assert "Resuming" not in out
 
 
 def test_user_error_is_not_swallowed_for_programming_errors():
