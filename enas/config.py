@@ -109,13 +109,17 @@ class ControllerConfig:
     train_steps: int = 30  # controller updates per epoch
     num_aggregate: int = 10  # architectures per update
     num_sampled_arcs: int = 10  # printed with their val_acc after each epoch
+    final_pick_samples: int = 100  # sampled at the end, ranked on the whole validation split
+    final_pick_top: int = 3  # of those, kept in final_pick.json's "top"
 
     def __post_init__(self):
         if self.type not in CONTROLLER_TYPES:
             raise ConfigError(f"unknown --controller_type {self.type!r}: use one of {', '.join(CONTROLLER_TYPES)}")
         _positive(self, "train_steps", "num_aggregate")
-        if self.num_sampled_arcs < 0:
-            raise ConfigError(f"--num_sampled_arcs must be >= 0, got {self.num_sampled_arcs}")
+        for name in ("num_sampled_arcs", "final_pick_samples"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"--{name} must be >= 0, got {getattr(self, name)}")
+        _positive(self, "final_pick_top")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -160,8 +164,10 @@ _FLAT = {
     "log_every": ("output", "log_every"), "eval_every_epochs": ("output", "eval_every_epochs"),
     "seed": ("output", "seed"),
     **{f"controller_{f.name}": ("controller", f.name) for f in dataclasses.fields(ControllerConfig)
-       if f.name != "num_sampled_arcs"},
+       if f.name not in ("num_sampled_arcs", "final_pick_samples", "final_pick_top")},
     "num_sampled_arcs": ("controller", "num_sampled_arcs"),
+    "final_pick_samples": ("controller", "final_pick_samples"),
+    "final_pick_top": ("controller", "final_pick_top"),
 }
 _SECTIONS = {"data": DataConfig, "training": TrainingConfig, "controller": ControllerConfig,
              "output": OutputConfig}
@@ -173,7 +179,8 @@ _CHILD_FLAGS = {  # flag -> default
     "child_use_aux_heads": ChildConfig.use_aux_heads,
     **PrecisionPolicy.FLAG_DEFAULTS,
 }
-_SEARCH_ONLY = {"child_xla", "num_sampled_arcs"} | {k for k in _FLAT if k.startswith("controller_")}
+_SEARCH_ONLY = {"child_xla", "num_sampled_arcs", "final_pick_samples", "final_pick_top"} | \
+    {k for k in _FLAT if k.startswith("controller_")}
 
 
 def flag_names(mode):

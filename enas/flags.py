@@ -1,6 +1,7 @@
-"""Command-line flags of the four scripts, defined from each script's editable CONFIG block.
+"""Command-line flags of the scripts, defined from their flat settings.
 
-Every script keeps a ``CONFIG`` dict at its top (the defaults a user edits); :func:`parse`
+A run script's settings are the defaults of :mod:`enas.config` updated by its ``CONFIG`` block
+(:func:`enas.cli.settings_of`); the other tools keep a whole ``CONFIG`` dict. :func:`parse`
 defines one absl flag per key (type and help from :data:`FLAG_HELP`), so ``-flag value``,
 ``--flag value`` and ``--flag=value`` all override it. ``-fixed_arc`` is an alias of the original's
 ``--child_fixed_arc``. Parse errors and bad values exit with status 2 and one line on stderr.
@@ -64,6 +65,9 @@ FLAG_HELP = {
     "controller_train_steps": "Controller updates per epoch.",
     "controller_num_aggregate": "Architectures sampled per controller update.",
     "num_sampled_arcs": "Architectures printed (with val_acc) after each epoch.",
+    "final_pick_samples": "At the end, architectures sampled from the controller and ranked on the whole "
+                          "validation split; the best is best_arc.txt (0: best printed one instead).",
+    "final_pick_top": "How many of the final pick's best are kept in final_pick.json's top list.",
     "from_config": "Start from a run folder's config.json (the run it records); other flags override it.",
 }
 

@@ -29,7 +29,7 @@ CONFIG_FILE = "config.json"
 LOG_FILE = "stdout"
 # Every name a run writes into its output folder (checkpoints are ckpt-N.index / .data-*).
 _OURS = {CONFIG_FILE, LOG_FILE, "checkpoint", "tensorboard", "arcs.jsonl", "best_arc.txt",
-         "best_arc.json", "curves.png", "search_curves.png"}
+         "best_arc.json", "final_pick.json", "result.json", "curves.png", "search_curves.png"}
 
 
 def _is_ours(name):
@@ -113,11 +113,11 @@ def atomic_write(path, text):
 
 
 class RunLog:
-    """Print log lines to stdout (flushed, so ``>> file`` works) and append them to
-    ``<output_dir>/stdout``."""
+    """Print log lines to stdout (flushed, so ``>> file`` works; not with ``echo=False``) and
+    append them to ``<output_dir>/stdout``."""
 
-    def __init__(self, output_dir=None, stream=None):
-        self.stream = stream or sys.stdout
+    def __init__(self, output_dir=None, stream=None, echo=True):
+        self.stream = (stream or sys.stdout) if echo else None
         self.file = open(os.path.join(output_dir, LOG_FILE), "a") if output_dir else None
 
     def __call__(self, line=""):

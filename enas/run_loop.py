@@ -164,9 +164,10 @@ class Loop:
         return accuracies
 
 
-def run(config, task, log=None, strategy=None):
+def run(config, task, log=None, strategy=None, echo=True):
     """Run ``task`` with ``config`` (a :class:`enas.config.RunConfig`); returns
-    ``task.finish(loop)`` plus ``epochs`` (the epochs completed)."""
+    ``task.finish(loop)`` plus ``epochs`` (the epochs completed). The log goes to stdout and the
+    run folder's ``stdout`` file (only the file with ``echo=False``) unless ``log`` is given."""
     data = load_data(config)
     keras.utils.set_random_seed(config.output.seed)
     # No scope without a strategy: even the default strategy's scope changes Keras' initial
@@ -177,7 +178,7 @@ def run(config, task, log=None, strategy=None):
     out = config.output
     # Only now, with every setting validated and the network built, touch the output folder.
     run_dir.prepare(out.output_dir, config, out.reset_output_dir)
-    log = log or run_dir.RunLog(out.output_dir)
+    log = log or run_dir.RunLog(out.output_dir, echo=echo)
     checkpoints = run_dir.Checkpoints(out.output_dir, epoch=epoch_var, **task.trackables())
     restored = checkpoints.restore_latest()
     run_dir.update_record(out.output_dir, config)

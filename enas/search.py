@@ -12,6 +12,11 @@ Each epoch:
 4. append the architectures sampled for that report to ``arcs.jsonl``, update ``best_arc.txt``
    (the best arc string, ready for ``-fixed_arc``) and ``best_arc.json``, and checkpoint
    child, controller, both optimizers, baseline, epoch and RNG state.
+
+At the end, the final pick (:func:`final_pick`): ``final_pick_samples`` architectures sampled
+from the final controller are ranked by their accuracy on the *whole* validation split with the
+shared weights (not one minibatch); the best becomes ``best_arc.txt`` / ``best_arc.json``, and
+``final_pick.json`` keeps the ranking and its ``final_pick_top`` best.
 """
 
 from __future__ import annotations
@@ -29,10 +34,12 @@ from enas.controller import RandomController, ReinforceTrainer
 from enas.errors import ConfigError
 from enas.micro_child import MicroChild
 from enas.micro_controller import MicroController
+from enas.ranking import rank_architectures
 
 ARCS_FILE = "arcs.jsonl"
 BEST_FILE = "best_arc.txt"  # the arc string alone: -fixed_arc "$(cat best_arc.txt)"
 BEST_RECORD = "best_arc.json"
+FINAL_PICK = "final_pick.json"
 
 
 def make_controller(config):
@@ -144,21 +151,70 @@ class Search(run_loop.Task):
                                        "search/sampled_val_acc_best": max(accuracies)})
 
     def finish(self, loop):
+        c = self.config.controller
+        pick = None
+        if c.final_pick_samples > 0:
+            pick = final_pick(self.controller, self.trainer, loop, c.final_pick_samples, c.final_pick_top,
+                              self.config.training.num_epochs)
+            self.best = pick["top"][0]
+            write_best(self.config.output.output_dir, self.best)
         best = self.best
         if best is not None:
             loop.log("-" * 80)
-            loop.log(f"Best sampled architecture (val_acc = {best['val_acc']:<6.4f}, epoch {best['epoch']}):")
+            if pick is not None:
+                loop.log(f"Best architecture of the final pick (val_acc = {best['val_acc']:<6.4f} on the whole "
+                         "validation split):")
+            else:
+                loop.log(f"Best sampled architecture (val_acc = {best['val_acc']:<6.4f}, epoch {best['epoch']}):")
             loop.log(best["arc"])
             loop.log("-" * 80)
-        return {"best": best}
+        return {"best": best, "final_pick": pick}
 
 
-def run(config, dataset=None, log=None):
+def final_pick(controller, trainer, loop, count, top, epoch):
+    """ENAS's final pick, made reliable: ``count`` architectures sampled from the final controller
+    (uniform for the random controller), each evaluated on the whole validation split with the
+    shared weights; writes ``final_pick.json`` (every distinct one, best first, and the ``top``)
+    and logs the best ``top``. Returns that record."""
+    samples = [controller.sample().arc.numpy().tolist() for _ in range(count)]
+    ranked = rank_architectures(trainer, loop.eval_dataset("valid"), samples)
+    for item in ranked:
+        item.update(epoch=epoch, source="final pick")
+    record_ = {"samples": count, "distinct": len(ranked), "valid_examples": len(loop.data.x_valid),
+               "top": ranked[:top], "ranked": ranked}
+    run_dir.atomic_write(os.path.join(loop.config.output.output_dir, FINAL_PICK), json.dumps(record_) + "\n")
+    loop.log("-" * 80)
+    loop.log(f"Final pick: {count} architectures sampled from the final controller ({len(ranked)} distinct), "
+             f"ranked by accuracy on the whole validation split ({len(loop.data.x_valid)} images)")
+    for rank, item in enumerate(ranked[:top], start=1):
+        loop.log(f"{rank}. val_acc = {item['val_acc']:<6.4f}  arc = {item['arc']}")
+    return record_
+
+
+def run(config, dataset=None, log=None, echo=True):
     """Search with ``config`` (a :class:`RunConfig`, or a script's flat settings with ``dataset``);
-    returns a dict with the best sampled architecture (``best``) and ``epochs``."""
+    returns a dict with the best architecture (``best``), the ``final_pick`` record and ``epochs``."""
     if not isinstance(config, RunConfig):
         config = RunConfig.from_settings(config, "search", dataset)
-    return run_loop.run(config, Search(), log=log)
+    return run_loop.run(config, Search(), log=log, echo=echo)
+
+
+def restore_shared_child(output_dir):
+    """The shared-weight child of the search run in ``output_dir`` with its latest checkpoint, and
+    a search-mode trainer to evaluate it: ``(config, trainer, data)``."""
+    with open(os.path.join(output_dir, run_dir.CONFIG_FILE)) as f:
+        record = json.load(f)
+    if "config" not in record:
+        raise ConfigError(f"{output_dir!r} records no whole configuration; rerun its search first")
+    config = RunConfig.from_json(record["config"])
+    if config.mode != "search":
+        raise ConfigError(f"{output_dir!r} holds a {config.mode} run, not a search")
+    data = run_loop.load_data(config)
+    model = MicroChild(config.child, static_shapes=config.training.xla).build_for(data.image_shape)
+    trainer = run_loop.make_child_trainer(config, model, len(data.x_train), search_mode=True)
+    if run_dir.Checkpoints(output_dir, child=model).restore_latest(partial=True) is None:
+        raise ConfigError(f"{output_dir!r} has no checkpoint of its search")
+    return config, trainer, data
 
 
 def sample_and_report(controller, reward_fn, count, epoch, log):
@@ -197,6 +253,11 @@ def record(output_dir, sampled, best):
         if best is None or item["val_acc"] > best["val_acc"]:
             best = item
     if best is not None:
-        run_dir.atomic_write(os.path.join(output_dir, BEST_RECORD), json.dumps(best) + "\n")
-        run_dir.atomic_write(os.path.join(output_dir, BEST_FILE), best["arc"] + "\n")
+        write_best(output_dir, best)
     return best
+
+
+def write_best(output_dir, best):
+    """``best_arc.txt`` (the arc string, for ``-fixed_arc``) and ``best_arc.json`` (its record)."""
+    run_dir.atomic_write(os.path.join(output_dir, BEST_RECORD), json.dumps(best) + "\n")
+    run_dir.atomic_write(os.path.join(output_dir, BEST_FILE), best["arc"] + "\n")

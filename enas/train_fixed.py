@@ -52,9 +52,9 @@ class FixedTraining(run_loop.Task):
         return {"arc": arc, "model": self.model, "accuracies": loop.accuracies}
 
 
-def run(config, dataset=None, log=None):
+def run(config, dataset=None, log=None, echo=True):
     """Train the architecture of ``config`` (a :class:`RunConfig`, or a script's flat settings
     with ``dataset``); returns a dict with ``arc``, ``model``, ``accuracies`` and ``epochs``."""
     if not isinstance(config, RunConfig):
         config = RunConfig.from_settings(config, "train", dataset)
-    return run_loop.run(config, FixedTraining(), log=log)
+    return run_loop.run(config, FixedTraining(), log=log, echo=echo)

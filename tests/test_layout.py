@@ -68,3 +68,26 @@ def test_the_graph_sees_imports():
     graph = _graph()
     assert "enas.config" in graph["enas.cli"] and "quantize.base" in graph["binarize.binary_ops"]
     assert "quantize.storage" in graph["quantize.base"]
+
+
+# The rows of the README's table of enas/: a module imports only from its own row or above.
+LAYERS = (
+    ("errors", "search_space", "arc", "precision", "child_config", "config"),
+    ("data_common", "data_utils", "data_utils_cifar"),
+    ("common_ops", "micro_ops", "micro_cell", "micro_child"),
+    ("controller", "micro_controller"),
+    ("layer_paths", "run_dir", "summaries", "log_format"),
+    ("model_summary", "export", "draw", "plots"),
+    ("child_trainer", "run_loop", "train_fixed", "search", "ranking", "study"),
+    ("flags", "command", "cli", "tf_log"),
+)
+
+
+def test_enas_modules_import_only_from_lower_layers():
+    row = {f"enas.{name}": i for i, names in enumerate(LAYERS) for name in names}
+    graph = _graph()
+    listed = {m for m in graph if m.startswith("enas.")}
+    assert listed == set(row), sorted(listed ^ set(row))  # the table names every module
+    upward = {m: sorted(d for d in deps if d in row and row[d] > row[m])
+              for m, deps in graph.items() if m in row}
+    assert not {m: d for m, d in upward.items() if d}, upward

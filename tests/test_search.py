@@ -25,6 +25,7 @@ SEARCH_TINY = dict(
     eval_batch_size=100, num_epochs=2, log_every=5, seed=5, num_sampled_arcs=3,
     child_num_layers=0, child_num_cells=2, child_out_filters=4,
     controller_train_steps=5, controller_num_aggregate=2, controller_lstm_size=16,
+    final_pick_samples=6, final_pick_top=2,
 )
 CTRL_LINE = re.compile(
     r"^ctrl_step = \d+\s+loss = -?\d+\.\d{3}\s+ent = \d+\.\d{2}\s+lr = \d\.\d{4}\s+\|g\| = \d+\.\d{4}\s+"
@@ -84,7 +85,15 @@ def test_search_prints_original_format_and_records_arcs(search_config, uninterru
     assert len(records) == 6 and {r["epoch"] for r in records} == {1, 2}
     (best_arc,) = (out_dir / "best_arc.txt").read_text().splitlines()  # pasteable as is
     best = json.loads((out_dir / "best_arc.json").read_text())
-    assert best["arc"] == best_arc and best["val_acc"] == max(r["val_acc"] for r in records)
+    # The final pick: sampled architectures ranked on the whole validation split (200 images).
+    pick = json.loads((out_dir / "final_pick.json").read_text())
+    assert pick["samples"] == 6 and pick["valid_examples"] == 200 and len(pick["top"]) == 2
+    accuracies = [item["val_acc"] for item in pick["ranked"]]
+    assert accuracies == sorted(accuracies, reverse=True) and pick["top"] == pick["ranked"][:2]
+    assert all(round(a * 200) == a * 200 for a in accuracies)  # whole split: multiples of 1/200
+    assert best["arc"] == best_arc == pick["top"][0]["arc"] and best["val_acc"] == accuracies[0]
+    assert "Final pick: 6 architectures sampled from the final controller" in out
+    assert f"Best architecture of the final pick (val_acc = {accuracies[0]:<6.4f}" in out
 
     # The best arc trains with the fixed-arc script, as printed.
     train = {**train_arc_mnist.CONFIG, **{k: search_config[k] for k in (

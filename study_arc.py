@@ -1,0 +1,44 @@
+"""Does the search beat random? Run the ENAS search and a weight-sharing random search under one
+budget, pick each one's best architectures on the whole validation split, draw as many at
+random, train them all from scratch over several seeds, and report (study.md, study.json,
+study.png in the output folder; see enas/study.py).
+
+    python study_arc.py --data_path ../shared/data/mnist >> mnist_study.txt
+
+A killed study resumes where it stopped when rerun with the same command.
+"""
+
+from enas.command import run_command
+from enas.study import settings_of
+
+# What the study changes from the defaults of enas/config.py and enas/study.py (data in
+# ./data/<dataset>, output in ./output-<dataset>-study); flags override (--help lists them).
+CONFIG = dict(
+    dataset="mnist",  # mnist | cifar10
+    # each search: the small MNIST child of search_arc_mnist.py
+    log_every=25,
+    child_num_layers=0,
+    child_num_cells=3,
+    child_out_filters=8,
+    child_lr_min=5e-4,
+)
+
+FLAG_HELP = {
+    "dataset": "mnist or cifar10.",
+    "data_path": "Folder with the dataset files (empty: ./data/<dataset>).",
+    "output_dir": "The study's folder (empty: ./output-<dataset>-study); rerunning resumes it.",
+    "study_seeds": "Seeds of the stand-alone trainings of every picked architecture, e.g. '1,2'.",
+    "study_top_k": "Architectures per group: the best k of each final pick, and k drawn at random.",
+    "train_epochs": "Epochs of each stand-alone training (the same budget for every architecture).",
+    "num_epochs": "Epochs of each of the two searches.",
+}
+
+
+def main(settings):
+    from enas.study import Study, from_settings  # checks every setting before TensorFlow loads
+
+    Study(*from_settings(settings)).run()
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_command(settings_of(CONFIG), None, main, flag_help=FLAG_HELP, description=__doc__))

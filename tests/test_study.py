@@ -1,0 +1,101 @@
+"""The search-vs-random study end to end at a tiny budget: the report's structure, its numbers
+recomputed from the recorded runs, and a study killed after phase 2 resuming without redoing
+phases 1 and 2."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from enas.ranking import kendall_tau
+from enas.study import GROUPS
+from tests.conftest import REPO, argv_from
+
+TINY_STUDY = dict(
+    max_train_examples=300, max_test_examples=100, num_valid=100, batch_size=32, eval_batch_size=100,
+    num_epochs=1, log_every=5, seed=4, num_sampled_arcs=2, child_num_layers=0, child_num_cells=2,
+    child_out_filters=4, controller_train_steps=2, controller_num_aggregate=2, controller_lstm_size=8,
+    final_pick_samples=4, study_top_k=1, study_seeds="1,2", train_epochs=1,
+)
+
+
+def test_kendall_tau():
+    assert kendall_tau([1, 2, 3, 4], [10, 20, 30, 40]) == 1.0
+    assert kendall_tau([1, 2, 3, 4], [4, 3, 2, 1]) == -1.0
+    assert kendall_tau([1, 2, 3], [1, 3, 2]) == pytest.approx(1 / 3)
+    assert kendall_tau([1, 1, 2], [1, 2, 3]) == pytest.approx(2 / 6 ** 0.5)  # tau-b with a tie
+    assert kendall_tau([1], [2]) != kendall_tau([1], [2])  # nan
+
+
+@pytest.fixture(scope="module")
+def study_run(tmp_path_factory, mnist_path):
+    """A study killed during phase 3, then rerun to the end."""
+    folder = tmp_path_factory.mktemp("study") / "study"
+    config = {**TINY_STUDY, "data_path": mnist_path, "output_dir": str(folder)}
+    command = [sys.executable, str(REPO / "study_arc.py")] + argv_from(config)[1:]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
+                            cwd=REPO)
+    first, deadline = [], time.time() + 300
+    while time.time() < deadline:
+        line = proc.stdout.readline()
+        first.append(line)
+        if not line or line.startswith("Phase 3/6"):
+            break
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    searched = {name: (folder / name / "result.json").stat().st_mtime_ns for name in ("search_enas", "search_random")}
+    logs = {name: (folder / name / "stdout").read_text() for name in searched}
+    rerun = subprocess.run(command, capture_output=True, text=True, env=env, cwd=REPO, timeout=600)
+    return folder, "".join(first), rerun, searched, logs
+
+
+def test_study_resumes_after_kill_without_redoing_phases(study_run):
+    folder, first, rerun, searched, logs = study_run
+    assert first.splitlines()[-1].startswith("Phase 3/6"), first
+    assert rerun.returncode == 0, rerun.stderr
+    out = rerun.stdout.splitlines()
+    assert "Phase 1/6: ENAS search: done, skipped" in out
+    assert "Phase 2/6: random search: done, skipped" in out
+    for name, mtime in searched.items():  # phases 1-2 untouched: same record, no new log lines
+        assert (folder / name / "result.json").stat().st_mtime_ns == mtime
+        assert (folder / name / "stdout").read_text() == logs[name]
+    assert any(line.startswith("Phase 5/6: training 6/6") for line in out)
+    # The phases' own logs stayed in their folders.
+    assert not any(line.startswith("epoch = ") for line in out)
+    assert "Final pick: 4 architectures" in logs["search_enas"]
+
+
+def test_study_report_is_computed_from_the_recorded_runs(study_run):
+    folder = study_run[0]
+    report = json.loads((folder / "study.json").read_text())
+    assert (folder / "study.png").stat().st_size > 1000
+    markdown = (folder / "study.md").read_text()
+    assert "| group | # | architecture |" in markdown and "Kendall's tau" in markdown
+    runs = [json.loads(p.read_text()) for p in sorted((folder / "train").glob("*/result.json"))]
+    assert len(runs) == 3 * 1 * 2 and {r["group"] for r in runs} == set(GROUPS)
+    shared = json.loads((folder / "shared_eval" / "result.json").read_text())["val_acc"]
+    archs = report["architectures"]
+    assert [a["group"] for a in archs] == list(GROUPS)
+    for arch in archs:
+        mine = [r for r in runs if r["group"] == arch["group"] and r["index"] == arch["index"]]
+        assert arch["valid"] == [r["valid"] for r in mine] and arch["seeds"] == [1, 2]
+        assert arch["test_mean"] == pytest.approx(sum(r["test"] for r in mine) / 2)
+        assert arch["shared_val_acc"] == shared[arch["arc"]]
+        assert arch["memory_kib"] > 0 and arch["params"] > 0 and arch["ops"] > 0
+    for group, numbers in report["groups"].items():
+        rows = [a for a in archs if a["group"] == group]
+        assert numbers["test_mean"] == pytest.approx(sum(a["test_mean"] for a in rows) / len(rows))
+    assert archs[0]["own_search_val_acc"] is not None and archs[-1]["own_search_val_acc"] is None
+    tau = kendall_tau([a["shared_val_acc"] for a in archs], [a["valid_mean"] for a in archs])
+    recorded = report["kendall_tau"]["valid"]
+    assert (tau != tau and recorded != recorded) or recorded == pytest.approx(tau)
+    # Each picked architecture of a search is its final pick's best.
+    enas_pick = json.loads((folder / "search_enas" / "result.json").read_text())
+    assert archs[0]["arc"] == enas_pick["top"][0]["arc"]
+    assert Path(folder / "search_enas" / "best_arc.txt").read_text().strip() == enas_pick["top"][0]["arc"]
