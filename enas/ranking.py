@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import itertools
 
-import tensorflow as tf
-
 from enas.arc import Arc
 
 
@@ -14,6 +12,8 @@ def rank_architectures(trainer, dataset, arcs):
     """``[{"arc": str, "val_acc": float}]`` of the distinct ``arcs`` (Arc or anything
     :meth:`Arc.from_list` reads), best first (ties keep the sampling order). Each is evaluated on
     every batch of the finite ``dataset`` with the search-mode ``trainer``'s shared weights."""
+    import tensorflow as tf  # here: the study reads its settings before TensorFlow loads
+
     ranked, seen = [], set()
     for arc in arcs:
         arc = arc if isinstance(arc, Arc) else Arc.from_list(arc)

@@ -201,6 +201,9 @@ class Study:
 
     def run(self):
         """All phases; returns the report dict."""
+        from enas.run_loop import load_data
+
+        load_data(self.search)  # missing or corrupt data: one line, before the folder is made
         self.prepare()
         if self.say is None:
             from enas.run_dir import RunLog

@@ -96,3 +96,15 @@ def test_search_script_bad_flag_is_one_line(tmp_path):
                         script="search_arc_mnist.py")
     assert result.returncode == 2
     assert result.stderr == "error: unknown --controller_type 'genetic': use one of micro, random\n"
+
+
+def test_study_errors_are_one_line_and_leave_no_folder(tmp_path):
+    result, seconds = _script(["--study_seeds=1,x", "--output_dir", str(tmp_path / "s")], script="study_arc.py")
+    assert result.returncode == 2 and seconds < 3.0, (result.stderr, seconds)
+    assert result.stderr == "error: bad --study_seeds '1,x': give seeds such as '1,2'\n"
+    # Missing data is found (after TensorFlow started) before the study folder is made.
+    result, _ = _script(["--data_path", str(tmp_path / "none"), "--output_dir", str(tmp_path / "s")],
+                        script="study_arc.py")
+    assert result.returncode == 2 and result.stderr.startswith("error: MNIST not found")
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert not (tmp_path / "s").exists()
