@@ -117,15 +117,16 @@ class Study:
         else:
             _atomic_write(marker, json.dumps(record, indent=2, sort_keys=True) + "\n")
 
-    def phase(self, title, folder, work):
+    def phase(self, title, folder, work, has_log=True):
         """Run ``work()`` (returning the phase's result, a JSON-able dict, and a summary line)
-        unless ``folder/result.json`` records it already; then record it. Returns the result."""
+        unless ``folder/result.json`` records it already; then record it. Returns the result.
+        ``has_log``: the phase writes a run log into ``folder``."""
         path = os.path.join(folder, RESULT)
         if os.path.exists(path):
             self.say(f"{title}: done, skipped")
             with open(path) as f:
                 return json.load(f)
-        self.say(f"{title}: running, its log in {os.path.join(folder, 'stdout')}")
+        self.say(f"{title}: running" + (f", its log in {os.path.join(folder, 'stdout')}" if has_log else ""))
         result, summary = work()
         os.makedirs(folder, exist_ok=True)
         _atomic_write(path, json.dumps(result, indent=2) + "\n")
@@ -153,7 +154,7 @@ class Study:
             arcs = [str(random_arc(self.search.child.num_nodes, rng)) for _ in range(self.study.top_k)]
             return {"arcs": arcs}, f"{len(arcs)} drawn uniformly"
 
-        return self.phase("Phase 3/6: random architectures", self.path("random_group"), work)["arcs"]
+        return self.phase("Phase 3/6: random architectures", self.path("random_group"), work, has_log=False)["arcs"]
 
     def shared_accuracies(self, arcs):
         """Accuracy of each arc on the whole validation split with the ENAS search's weights."""
@@ -168,7 +169,7 @@ class Study:
             return {"val_acc": {item["arc"]: item["val_acc"] for item in ranked}}, f"{len(ranked)} architectures"
 
         title = "Phase 4/6: shared-weight accuracies (the ENAS search's weights, whole validation split)"
-        return self.phase(title, self.path("shared_eval"), work)["val_acc"]
+        return self.phase(title, self.path("shared_eval"), work, has_log=False)["val_acc"]
 
     def train_config(self, arc, seed, folder):
         s = self.search
