@@ -293,9 +293,10 @@ def report_markdown(report):
     lines = [
         f"# Search vs random: {report['dataset']}",
         "",
-        f"Search: {report['search_epochs']} epochs each (ENAS controller, random controller); final pick "
+        f"Search: {report['search_epochs']} epoch{'' if report['search_epochs'] == 1 else 's'} each (ENAS controller, random controller); final pick "
         f"of {report['final_pick_samples']} sampled architectures ranked on the whole validation split; top "
-        f"{s['top_k']} per group; every architecture trained from scratch for {s['train_epochs']} epochs with "
+        f"{s['top_k']} per group; every architecture trained from scratch for {s['train_epochs']} "
+        f"epoch{'' if s['train_epochs'] == 1 else 's'} with "
         f"seeds {', '.join(str(x) for x in s['seeds'])}. Shared-weight accuracy: whole validation split with "
         "the ENAS search's weights (own search's final pick in brackets).",
         "",
