@@ -55,10 +55,12 @@ class StudyConfig:
             raise ConfigError(f"--study_seeds must be distinct non-negative integers, got {self.seeds}")
         for name in ("top_k", "train_epochs"):
             if getattr(self, name) < 1:
-                raise ConfigError(f"--{'study_' if name == 'top_k' else ''}{name} must be >= 1, got {getattr(self, name)}")
+                flag = "study_top_k" if name == "top_k" else name
+                raise ConfigError(f"--{flag} must be >= 1, got {getattr(self, name)}")
 
 
-STUDY_FLAGS = {"dataset": "mnist", "study_seeds": "1,2", "study_top_k": 3, "train_epochs": 10}
+STUDY_FLAGS = {"dataset": "mnist", "study_seeds": ",".join(str(s) for s in StudyConfig.seeds),
+               "study_top_k": StudyConfig.top_k, "train_epochs": StudyConfig.train_epochs}
 
 
 def settings_of(overrides=None):
