@@ -195,7 +195,12 @@ def flag_names(mode):
 
 def default_output_dir(mode, dataset):
     """``./output-mnist-arc``, ``./output-cifar-search`` ...: where a run writes by default."""
-    return f"./output-{'cifar' if dataset == 'cifar10' else dataset}-{'arc' if mode == 'train' else 'search'}"
+    return f"./output-{dataset_short_name(dataset)}-{'arc' if mode == 'train' else 'search'}"
+
+
+def dataset_short_name(dataset):
+    """``mnist`` or ``cifar`` (for folder names)."""
+    return "cifar" if dataset == "cifar10" else dataset
 
 
 def default_settings(mode, overrides=None, dataset=None):
@@ -278,7 +283,8 @@ class RunConfig:
         (one line) for the first bad value."""
         if not isinstance(settings, dict):
             raise TypeError(f"settings must be a dict of flag values, got {type(settings).__name__}")
-        s = default_settings(mode, {k: v for k, v in settings.items() if k in flag_names(mode)}, dataset)
+        names = set(flag_names(mode))
+        s = default_settings(mode, {k: v for k, v in settings.items() if k in names}, dataset)
         sections = {}
         for name, section_cls in _SECTIONS.items():
             if name == "controller" and mode == "train":
@@ -304,10 +310,10 @@ class RunConfig:
 
     def to_settings(self):
         """The flat settings (flag -> value) that :meth:`from_settings` turns back into this config."""
-        s = {}
+        s, names = {}, set(flag_names(self.mode))
         for flag, (section, field) in _FLAT.items():
             obj = getattr(self, section)
-            if obj is not None and flag in flag_names(self.mode):
+            if obj is not None and flag in names:
                 s[flag] = getattr(obj, field)
         c = self.child
         s.update({

@@ -32,7 +32,7 @@ import statistics
 import numpy as np
 
 from enas.arc import random_arc
-from enas.config import RunConfig, default_settings
+from enas.config import RunConfig, dataset_short_name, default_settings
 from enas.errors import ConfigError
 from enas.ranking import kendall_tau
 
@@ -79,10 +79,9 @@ def from_settings(s):
         raise ConfigError(f"bad --study_seeds {s['study_seeds']!r}: give seeds such as '1,2'") from None
     study = StudyConfig(seeds=seeds, top_k=s["study_top_k"], train_epochs=s["train_epochs"])
     dataset = s["dataset"]
-    short = "cifar" if dataset == "cifar10" else dataset
     search_settings = {k: v for k, v in s.items() if k not in STUDY_FLAGS}
     search_settings["data_path"] = s["data_path"] or f"./data/{dataset}"
-    search_settings["output_dir"] = s["output_dir"] or f"./output-{short}-study"
+    search_settings["output_dir"] = s["output_dir"] or f"./output-{dataset_short_name(dataset)}-study"
     search = RunConfig.from_settings(search_settings, "search", s["dataset"])
     search = search.replace(controller={"final_pick_top": study.top_k})
     return study, search

@@ -98,6 +98,24 @@ def test_recording_restores_the_layer_classes():
     assert after == before
 
 
+def test_recording_touches_only_the_models_own_layers():
+    """While one model records, no class is changed and another model of the same layers is
+    not recorded; afterwards the layers hold no wrapper."""
+    from enas.model_summary import recording
+
+    classes = (QuantConv2D, QuantDense, keras.layers.Dense, keras.layers.Conv2D)
+    before = {cls: cls.__dict__.get("call") for cls in classes}
+    model, other = tiny_sequential("ste_sign", "ste_sign"), tiny_sequential("ste_sign", "ste_sign")
+    x = keras.ops.zeros((1,) + tuple(model.input_shape[1:]))
+    with recording(model) as records:
+        assert {cls: cls.__dict__.get("call") for cls in classes} == before
+        other(x, training=False)
+        assert records == {}  # the other model's calls are not recorded
+        model(x, training=False)
+        assert records and all(len(calls) == 1 for calls in records.values())
+    assert not any("call" in vars(layer) for layer in model.layers)
+
+
 def tiny_child(quantization="binary", **policy):
     config = ChildConfig(num_layers=0, num_nodes=2, out_filters=4,
                          policy=PrecisionPolicy.from_flags(quantization, **policy))
