@@ -107,6 +107,7 @@ class ControllerConfig:
     entropy_weight: float = 1e-4
     bl_dec: float = 0.99
     train_steps: int = 30  # controller updates per epoch
+    warmup_epochs: int = 0  # epochs of shared-weight training before the controller's first update
     num_aggregate: int = 10  # architectures per update
     num_sampled_arcs: int = 10  # printed with their val_acc after each epoch
     final_pick_samples: int = 100  # sampled at the end, ranked on the whole validation split
@@ -116,9 +117,9 @@ class ControllerConfig:
         if self.type not in CONTROLLER_TYPES:
             raise ConfigError(f"unknown --controller_type {self.type!r}: use one of {', '.join(CONTROLLER_TYPES)}")
         _positive(self, "train_steps", "num_aggregate")
-        for name in ("num_sampled_arcs", "final_pick_samples"):
+        for name in ("num_sampled_arcs", "final_pick_samples", "warmup_epochs"):
             if getattr(self, name) < 0:
-                raise ConfigError(f"--{name} must be >= 0, got {getattr(self, name)}")
+                raise ConfigError(f"--{_FLAG_OF[(ControllerConfig, name)]} must be >= 0, got {getattr(self, name)}")
         _positive(self, "final_pick_top")
 
 

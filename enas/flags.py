@@ -63,6 +63,8 @@ FLAG_HELP = {
     "controller_entropy_weight": "Entropy bonus weight in the reward.",
     "controller_bl_dec": "Decay of the moving-average reward baseline.",
     "controller_train_steps": "Controller updates per epoch.",
+    "controller_warmup_epochs": "Epochs of shared-weight training (architectures from the untrained controller) "
+                                "before the controller's first update.",
     "controller_num_aggregate": "Architectures sampled per controller update.",
     "num_sampled_arcs": "Architectures printed (with val_acc) after each epoch.",
     "final_pick_samples": "At the end, architectures sampled from the controller and ranked on the whole "

@@ -5,7 +5,8 @@ Each epoch:
 1. train the shared-weight child for one epoch, a freshly sampled architecture per minibatch
    (one compiled step for all architectures, see :mod:`enas.child_trainer`);
 2. train the controller ``controller_train_steps`` times with REINFORCE, the reward being the
-   child's accuracy on a validation minibatch (:class:`enas.controller.ReinforceTrainer`);
+   child's accuracy on a validation minibatch (:class:`enas.controller.ReinforceTrainer`), from
+   the epoch after ``controller_warmup_epochs`` on;
 3. print ``Here are 10 architectures`` (each with its ``val_acc`` on a validation minibatch and
    as a ready-to-paste string), then ``Epoch N: Eval`` (valid and test accuracy of one sampled
    architecture);
@@ -127,7 +128,9 @@ class Search(run_loop.Task):
 
     def after_epoch(self, epoch, loop):
         c = self.config.controller
-        if self.ctrl_trainer is not None:
+        if self.ctrl_trainer is not None and epoch < c.warmup_epochs:
+            loop.log(f"Epoch {epoch + 1}: controller warm-up ({epoch + 1}/{c.warmup_epochs}), not trained")
+        elif self.ctrl_trainer is not None:
             loop.log(f"Epoch {epoch + 1}: Training controller")
             for _ in range(c.train_steps):
                 out = self.controller_step()

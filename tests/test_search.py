@@ -145,3 +145,23 @@ def test_seeded_search_is_deterministic_and_resumes_after_kill(search_config, un
     assert "Here are 3 architectures" in resumed.stdout and "Epoch 2: Eval" in resumed.stdout
     arcs = lambda d: [json.loads(x)["arc"] for x in (d / "arcs.jsonl").read_text().splitlines()]  # noqa: E731
     assert arcs(Path(search_config["output_dir"])) == arcs(b_dir)
+
+
+def test_controller_warmup_trains_the_shared_weights_first(search_config, capsys, tmp_path):
+    config = {**search_config, "controller_warmup_epochs": 1, "max_train_examples": 400,
+              "output_dir": str(tmp_path / "warmup")}
+    code, out, err = search(config, capsys)
+    assert code == 0, err
+    lines = out.splitlines()
+    warm = lines.index("Epoch 1: controller warm-up (1/1), not trained")
+    trained = lines.index("Epoch 2: Training controller")
+    # No controller update before the warm-up ends; all of them (5, logged every 5) after it.
+    assert not any(CTRL_LINE.match(line) for line in lines[:trained])
+    assert [line.split()[2] for line in lines[trained:] if CTRL_LINE.match(line)] == ["5"]
+    assert warm < trained
+
+
+def test_negative_warmup_is_one_line(search_config, capsys, tmp_path):
+    code, out, err = search({**search_config, "controller_warmup_epochs": -1,
+                             "output_dir": str(tmp_path / "bad")}, capsys)
+    assert code == 2 and err.strip() == "error: --controller_warmup_epochs must be >= 0, got -1"

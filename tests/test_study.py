@@ -99,3 +99,14 @@ def test_study_report_is_computed_from_the_recorded_runs(study_run):
     enas_pick = json.loads((folder / "search_enas" / "result.json").read_text())
     assert archs[0]["arc"] == enas_pick["top"][0]["arc"]
     assert Path(folder / "search_enas" / "best_arc.txt").read_text().strip() == enas_pick["top"][0]["arc"]
+
+
+def test_every_phase_anneals_over_its_own_budget(study_run):
+    """A budget shorter than the first cosine period (10 epochs by default) would end at a high
+    learning rate; the study makes each phase one cosine period long."""
+    folder = study_run[0]
+    search = json.loads((folder / "search_enas" / "config.json").read_text())["config"]["training"]
+    assert search["num_epochs"] == TINY_STUDY["num_epochs"] and search["lr_T_0"] == TINY_STUDY["num_epochs"]
+    for path in (folder / "train").glob("*/config.json"):
+        training = json.loads(path.read_text())["config"]["training"]
+        assert training["num_epochs"] == training["lr_T_0"] == TINY_STUDY["train_epochs"]
