@@ -42,8 +42,9 @@ class SteSign(Quantizer):
     storage_codes = ("b1", "b1c")
 
     @classmethod
-    def for_kernel(cls, bits=None):
-        return cls()
+    def for_kernel(cls, bits=None, scale=False):
+        """Binary weights: ``sign(W)``; ``scale``: ``mean_c |W| * sign(W)`` per output channel."""
+        return cls(channel_scale=scale)
 
     @classmethod
     def for_activation(cls, bits=None):

@@ -13,7 +13,7 @@ Parameter sharing note: ops a step did not use get a zero gradient (not ``None``
 ``tf.switch_case``. Plain SGD leaves them unchanged; with momentum (or Adam) their weights keep
 moving along their previous update direction, decaying by the momentum factor per step, exactly
 as in official ENAS, where unused ops also received zero gradients. L2 decay is applied to every
-kernel each step.
+kernel each step (``l2_latent=False``: only to the full-precision ones).
 """
 
 import keras
@@ -22,6 +22,7 @@ import tensorflow as tf
 from enas.config import OPTIMIZERS, check_learning_rates
 from enas.errors import ConfigError
 from enas.micro_child import AUX_LOSS_WEIGHT
+from quantize.base import real_weights
 
 
 def learning_rate_schedule(lr_max, lr_min, steps_per_epoch, t_0=10, t_mul=2, cosine=True):
@@ -73,8 +74,55 @@ class WithoutGrappler:
         return self.function.get_concrete_function(*args)
 
 
-def _kernels(model):
-    return [w for w in model.trainable_weights if len(w.shape) >= 2]
+def distillation_loss(logits, teacher_logits, temperature=1.0):
+    """``(batch,)`` knowledge-distillation loss (Hinton et al. 2015): ``T^2 * KL(softmax(t / T) ||
+    softmax(s / T))`` of student logits ``s`` and teacher logits ``t``, both ``(batch, classes)``;
+    zero exactly when the two distributions agree."""
+    t = float(temperature)
+    teacher_log_p = tf.nn.log_softmax(teacher_logits / t, axis=-1)
+    student_log_p = tf.nn.log_softmax(logits / t, axis=-1)
+    return t * t * tf.reduce_sum(tf.exp(teacher_log_p) * (teacher_log_p - student_log_p), axis=-1)
+
+
+def with_real_weights(function):
+    """``function`` run (and so traced) inside :func:`quantize.base.real_weights`."""
+
+    def run(*args):
+        with real_weights():
+            return function(*args)
+
+    return run
+
+
+class TwoStage:
+    """A step that runs ``first`` while ``iterations < switch_at`` and ``second`` afterwards
+    (the optimizer's step counter decides, so a resumed run is in the right stage)."""
+
+    def __init__(self, first, second, iterations, switch_at):
+        self.first, self.second = first, second
+        self.iterations, self.switch_at = iterations, int(switch_at)
+
+    def current(self):
+        return self.first if int(self.iterations.numpy()) < self.switch_at else self.second
+
+    def __call__(self, *args):
+        return self.current()(*args)
+
+    def get_concrete_function(self, *args):
+        return self.current().get_concrete_function(*args)
+
+
+def decayed_kernels(model, latent=True):
+    """The weights the L2 decay acts on: every kernel (rank >= 2) of ``model``; with
+    ``latent=False`` not the latent float weights of quantized kernels (the kernels of a layer
+    with a ``kernel_quantizer``: the quantized convs and the cells' output combines), only the
+    full-precision ones."""
+    skip = set()
+    if not latent:
+        for layer in model._flatten_layers(include_self=False, recursive=True):
+            if getattr(layer, "kernel_quantizer", None) is not None:
+                skip.update(id(w) for w in layer._trainable_variables)  # its own, not its sublayers'
+    return [w for w in model.trainable_weights if len(w.shape) >= 2 and id(w) not in skip]
 
 
 class ChildTrainer:
@@ -86,6 +134,8 @@ class ChildTrainer:
             compiled step does not create variables or trace twice).
         global_batch_size: examples per step over all replicas (loss scaling).
         l2_reg: L2 weight decay on kernels.
+        l2_latent: the decay also acts on the latent weights of quantized kernels
+            (:func:`decayed_kernels`).
         grad_bound: clip the global gradient norm to this (``None``/0: no clipping).
         search_mode: steps take an ``arc`` int32 ``[8B]`` argument.
         jit_compile: compile the steps with XLA (a search-mode child must then be built with
@@ -95,14 +145,24 @@ class ChildTrainer:
             first sets ``model.drop_path_scale = min(1, (step + 1) / drop_path_steps)``, so a
             layer's drop rate grows from 0 to ``(l + 1) / (L + 2) * (1 - drop_path_keep_prob)``
             over the run (:meth:`enas.micro_cell.MicroCell`). ``None``: the scale stays as it is.
+        real_weight_steps: two-stage training: for the first this many optimizer steps the
+            kernels are not quantized (latent float weights, quantized activations), then both
+            are. Each stage has its own compiled step (one retrace at the switch).
+        teacher: a trained model of the same inputs and classes (inference mode, not trained):
+            the loss becomes ``(1 - distill_weight) * cross-entropy + distill_weight *
+            distillation_loss(logits, teacher logits, distill_temperature)``.
     """
 
     def __init__(self, model, optimizer, global_batch_size, l2_reg=0.0, grad_bound=None,
-                 search_mode=False, jit_compile=False, drop_path_steps=None):
+                 search_mode=False, jit_compile=False, drop_path_steps=None, l2_latent=True,
+                 real_weight_steps=0, teacher=None, distill_weight=1.0, distill_temperature=1.0):
         self.model = model
         self.optimizer = optimizer
         self.global_batch_size = int(global_batch_size)
         self.l2_reg = float(l2_reg)
+        self.teacher = teacher
+        self.distill_weight, self.distill_temperature = float(distill_weight), float(distill_temperature)
+        self.decayed = decayed_kernels(model, latent=l2_latent) if self.l2_reg else []
         self.grad_bound = float(grad_bound) if grad_bound else None
         self.drop_path_steps = int(drop_path_steps) if drop_path_steps else None
         self.variables = list(model.trainable_variables)
@@ -116,10 +176,20 @@ class ChildTrainer:
             raise ConfigError("XLA needs a search child built with static_shapes=True")
         if jit_compile:  # XLA wants static shapes: one trace per batch size (not per arc)
             specs = None
-        self.train_step = tf.function(self._train_step, input_signature=specs, jit_compile=jit_compile)
-        self.eval_step = tf.function(self._eval_step, input_signature=specs, jit_compile=jit_compile)
-        if search_mode and not jit_compile:
-            self.train_step, self.eval_step = WithoutGrappler(self.train_step), WithoutGrappler(self.eval_step)
+
+        def compile_step(function):
+            step = tf.function(function, input_signature=specs, jit_compile=jit_compile)
+            return WithoutGrappler(step) if search_mode and not jit_compile else step
+
+        self.train_step = compile_step(self._train_step)
+        self.eval_step = compile_step(self._eval_step)
+        self.real_weight_steps = int(real_weight_steps or 0)
+        if self.real_weight_steps:
+            iterations, steps = self.optimizer.iterations, self.real_weight_steps
+            self.train_step = TwoStage(compile_step(with_real_weights(self._train_step)), self.train_step,
+                                       iterations, steps)
+            self.eval_step = TwoStage(compile_step(with_real_weights(self._eval_step)), self.eval_step,
+                                      iterations, steps)
 
     def _loss(self, labels, logits):
         per_example = keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
@@ -135,11 +205,16 @@ class ChildTrainer:
         with tf.GradientTape() as tape:
             logits, aux_logits = self.model(images, arc=arc, training=True, return_aux=True)
             loss = self._loss(labels, logits)
+            if self.teacher is not None:
+                teacher_logits = tf.stop_gradient(self.teacher(images, training=False))
+                distill = distillation_loss(logits, teacher_logits, self.distill_temperature)
+                loss = (1.0 - self.distill_weight) * loss + self.distill_weight * tf.nn.compute_average_loss(
+                    distill, global_batch_size=self.global_batch_size)
             if aux_logits is not None:
                 loss += AUX_LOSS_WEIGHT * self._loss(labels, aux_logits)
             total = loss
-            if self.l2_reg:
-                l2 = tf.add_n([tf.reduce_sum(tf.square(w)) for w in _kernels(self.model)])
+            if self.decayed:
+                l2 = tf.add_n([tf.reduce_sum(tf.square(w)) for w in self.decayed])
                 total += tf.nn.scale_regularization_loss(self.l2_reg * l2)
         grads = tape.gradient(total, self.variables)
         grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, self.variables)]

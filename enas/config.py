@@ -31,6 +31,7 @@ from __future__ import annotations
 import dataclasses
 import json
 
+from enas import recipes
 from enas.arc import parse_arc
 from enas.child_config import ChildConfig, parse_layer_list
 from enas.errors import ConfigError
@@ -69,26 +70,64 @@ class DataConfig:
 
 @dataclasses.dataclass(frozen=True)
 class TrainingConfig:
-    """How the child's weights are trained: batches, epochs, optimizer, schedule, regularisation."""
+    """How the child's weights are trained: batches, epochs, optimizer, schedule, regularisation.
+
+    The fields defaulting to ``None`` come from the ``recipe`` (:mod:`enas.recipes`; ``"auto"``:
+    the recipe of the cells' precision) when the run's :class:`RunConfig` is made; set one to
+    override its recipe value. ``lr_T_0 = 0``: one cosine period as long as the run."""
 
     batch_size: int = 128
     eval_batch_size: int = 100
     num_epochs: int = 10
-    optimizer: str = "momentum"  # momentum (SGD Nesterov 0.9) | sgd | adam
-    lr_max: float = 0.05
-    lr_min: float = 1e-4
-    lr_T_0: int = 10  # epochs of the first cosine period
+    recipe: str = "auto"  # auto (the precision's) | enas | bnn
+    optimizer: str | None = None  # momentum (SGD Nesterov 0.9) | sgd | adam
+    lr_max: float | None = None
+    lr_min: float | None = None
+    lr_T_0: int | None = None  # epochs of the first cosine period (0: the whole run)
     lr_T_mul: int = 2
     lr_cosine: bool = True
-    l2_reg: float = 1e-4
+    l2_reg: float | None = None
+    l2_latent: bool | None = None  # the L2 decay also acts on the latent weights of quantized kernels
+    real_weight_epochs: int = 0  # two-stage training: epochs with float kernels (activations quantized) first
+    teacher_dir: str = ""  # distillation (train mode): a trained train_arc run of the same dataset
+    distill_weight: float = 1.0  # loss = (1 - w) * cross-entropy + w * T^2 * KL(teacher || student)
+    distill_temperature: float = 1.0
     grad_bound: float = 5.0  # 0: no clipping
     xla: bool = False  # search: compile the step with XLA (static shapes; for GPUs)
 
     def __post_init__(self):
         _positive(self, "batch_size", "eval_batch_size", "num_epochs")
-        if self.optimizer not in OPTIMIZERS:
+        if self.recipe not in recipes.RECIPE_CHOICES:
+            raise ConfigError(f"unknown --child_recipe {self.recipe!r}: use one of {', '.join(recipes.RECIPE_CHOICES)}")
+        if self.optimizer is not None and self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"unknown optimizer {self.optimizer!r}: use one of {', '.join(OPTIMIZERS)}")
-        check_learning_rates(self.lr_max, self.lr_min, self.lr_cosine, self.lr_T_0, self.lr_T_mul)
+        if self.l2_reg is not None and self.l2_reg < 0:
+            raise ConfigError(f"--child_l2_reg must be >= 0, got {self.l2_reg}")
+        if self.lr_T_0 is not None and self.lr_T_0 < 0:
+            raise ConfigError(f"--child_lr_T_0 must be >= 0 (0: the whole run), got {self.lr_T_0}")
+        if not 0 <= self.real_weight_epochs < self.num_epochs:
+            raise ConfigError(f"--child_real_weight_epochs must be >= 0 and below --num_epochs ({self.num_epochs}), "
+                              f"got {self.real_weight_epochs}")
+        if not 0 <= self.distill_weight <= 1 or not self.distill_temperature > 0:
+            raise ConfigError(f"need 0 <= --child_distill_weight <= 1 and --child_distill_temperature > 0, "
+                              f"got {self.distill_weight} and {self.distill_temperature}")
+        if self.is_resolved():
+            check_learning_rates(self.lr_max, self.lr_min, self.lr_cosine, self.first_period(), self.lr_T_mul)
+
+    def is_resolved(self):
+        """Every recipe field set."""
+        return all(getattr(self, name) is not None for name in recipes.FIELDS)
+
+    def resolved(self, precision_kind):
+        """A copy with the unset recipe fields taken from the recipe (``auto``: that of
+        ``precision_kind``), validated."""
+        recipe = recipes.recipe_for(self.recipe, precision_kind)
+        missing = {name: getattr(recipe, name) for name in recipes.FIELDS if getattr(self, name) is None}
+        return dataclasses.replace(self, **missing) if missing else self
+
+    def first_period(self):
+        """Epochs of the first cosine period (``lr_T_0``, or the whole run when it is 0)."""
+        return self.lr_T_0 or self.num_epochs
 
     def steps_per_epoch(self, num_train):
         return max(int(num_train) // self.batch_size, 1)
@@ -99,15 +138,15 @@ class ControllerConfig:
     """The search's controller (ENAS's LSTM with REINFORCE, or uniform random sampling)."""
 
     type: str = "micro"  # micro | random
-    lr: float = 0.0035
+    lr: float = 0.01  # the original: 0.0035 (learned nothing in a 6-epoch MNIST search; see README)
     lstm_size: int = 64
     tanh_constant: float = 1.10  # 0: none
     op_tanh_reduce: float = 2.5
     temperature: float = 0.0  # 0: none
     entropy_weight: float = 1e-4
     bl_dec: float = 0.99
-    train_steps: int = 30  # controller updates per epoch
-    warmup_epochs: int = 0  # epochs of shared-weight training before the controller's first update
+    train_steps: int = 50  # controller updates per epoch (the original: 30)
+    warmup_epochs: int = 2  # epochs of shared-weight training before the controller's first update (the original: 0)
     num_aggregate: int = 10  # architectures per update
     num_sampled_arcs: int = 10  # printed with their val_acc after each epoch
     final_pick_samples: int = 100  # sampled at the end, ranked on the whole validation split
@@ -156,10 +195,15 @@ _FLAT = {
     "max_train_examples": ("data", "max_train_examples"), "max_test_examples": ("data", "max_test_examples"),
     "child_augment": ("data", "augment"), "child_cutout_size": ("data", "cutout_size"),
     "batch_size": ("training", "batch_size"), "eval_batch_size": ("training", "eval_batch_size"),
-    "num_epochs": ("training", "num_epochs"), "child_optimizer": ("training", "optimizer"),
+    "num_epochs": ("training", "num_epochs"), "child_recipe": ("training", "recipe"),
+    "child_optimizer": ("training", "optimizer"),
     "child_lr_max": ("training", "lr_max"), "child_lr_min": ("training", "lr_min"),
     "child_lr_T_0": ("training", "lr_T_0"), "child_lr_T_mul": ("training", "lr_T_mul"),
     "child_lr_cosine": ("training", "lr_cosine"), "child_l2_reg": ("training", "l2_reg"),
+    "child_l2_latent": ("training", "l2_latent"),
+    "child_real_weight_epochs": ("training", "real_weight_epochs"),
+    "child_teacher_dir": ("training", "teacher_dir"), "child_distill_weight": ("training", "distill_weight"),
+    "child_distill_temperature": ("training", "distill_temperature"),
     "child_grad_bound": ("training", "grad_bound"), "child_xla": ("training", "xla"),
     "output_dir": ("output", "output_dir"), "reset_output_dir": ("output", "reset_output_dir"),
     "log_every": ("output", "log_every"), "eval_every_epochs": ("output", "eval_every_epochs"),
@@ -184,10 +228,28 @@ _SEARCH_ONLY = {"child_xla", "num_sampled_arcs", "final_pick_samples", "final_pi
     {k for k in _FLAT if k.startswith("controller_")}
 
 
+_TYPES = {"str | None": str, "int | None": int, "float | None": float, "bool | None": bool}
+
+
+def is_flag(name):
+    """``name`` is a flag of a typed section (not a child shape or precision flag)."""
+    return name in _FLAT
+
+
+def flag_type(name):
+    """The Python type of flag ``name`` (for flags whose default is ``None``: set by a recipe)."""
+    section, field = _FLAT[name]
+    return _TYPES.get(_SECTIONS[section].__dataclass_fields__[field].type)
+
+
+_TRAIN_ONLY = {"child_teacher_dir", "child_distill_weight", "child_distill_temperature"}
+
+
 def flag_names(mode):
     """The flags of ``mode`` ("train" or "search"), in help order."""
     _check_mode(mode)
-    names = [k for k in _FLAT if mode == "search" or k not in _SEARCH_ONLY]
+    only_other = _SEARCH_ONLY if mode == "train" else _TRAIN_ONLY
+    names = [k for k in _FLAT if k not in only_other]
     names += list(_CHILD_FLAGS)
     if mode == "train":
         names.append("child_fixed_arc")
@@ -265,6 +327,7 @@ class RunConfig:
     def __post_init__(self):
         _check_mode(self.mode)
         _check_dataset(self.dataset)
+        object.__setattr__(self, "training", self.training.resolved(self.child.policy.default.kind))
         if self.mode == "train":
             if self.fixed_arc is None:
                 raise ConfigError("a training run needs an architecture: pass -fixed_arc \"0 2 1 4 ...\"")
@@ -347,6 +410,9 @@ class RunConfig:
         try:
             if not isinstance(data, dict) or data.get("version") != CONFIG_VERSION:
                 raise ValueError(f"not a version-{CONFIG_VERSION} run configuration")
+            data = dict(data)
+            if isinstance(data.get("training"), dict) and "l2_latent" not in data["training"]:
+                data["training"] = {**data["training"], "l2_latent": True}  # recorded before recipes
             sections = {name: _SECTIONS[name](**data[name]) for name in _SECTIONS if data.get(name) is not None}
             return cls(mode=data["mode"], dataset=data["dataset"], child=ChildConfig.from_json(data["child"]),
                        fixed_arc=data.get("fixed_arc"), **sections)

@@ -11,6 +11,7 @@ import sys
 
 from absl import flags as absl_flags
 
+from enas import config, recipes
 from enas.errors import ConfigError
 
 FLAG_HELP = {
@@ -41,14 +42,31 @@ FLAG_HELP = {
     "child_quantize_stem": "Quantize the stem conv too (full precision by default).",
     "child_quantize_classifier": "Quantize the final dense layer too (full precision by default).",
     "child_precision_overrides": "Per-part precision, e.g. 'stem=quantized:4,layer_0=quantized:4', or 'original'.",
+    "child_binary_scale": "Binary kernels scaled per output channel by mean |W| (XNOR-Net).",
+    "child_binary_rsign": "Binary activation sign(x - b) with a learned per-channel threshold b (ReActNet RSign).",
+    "child_binary_rprelu": "Learned per-channel shift and slope after each binary conv's batch norm (ReActNet RPReLU).",
+    "child_head_activation": "Activation before the global pool: cells (the last layer's precision's) or "
+                             "classifier (the classifier's: ReLU when it is float, keeping the pooled features real).",
     # child optimisation
-    "child_optimizer": "momentum (SGD Nesterov 0.9), sgd or adam.",
-    "child_lr_max": "Maximum (initial) learning rate of the cosine schedule.",
-    "child_lr_min": "Minimum learning rate of the cosine schedule.",
-    "child_lr_T_0": "Epochs of the first cosine period.",
+    "child_recipe": "Training recipe filling the unset optimizer, learning-rate and L2 flags: auto (the "
+                    "cells' precision's: bnn for binary, enas otherwise), enas or bnn.",
+    "child_optimizer": "momentum (SGD Nesterov 0.9), sgd or adam (unset: the recipe's; "
+                       f"{recipes.describe('optimizer')}).",
+    "child_lr_max": f"Maximum (initial) learning rate of the cosine schedule (unset: {recipes.describe('lr_max')}).",
+    "child_lr_min": f"Minimum learning rate of the cosine schedule (unset: {recipes.describe('lr_min')}).",
+    "child_lr_T_0": "Epochs of the first cosine period, 0: one period as long as the run "
+                    f"(unset: {recipes.describe('lr_T_0')}).",
     "child_lr_T_mul": "Period multiplier at each warm restart.",
     "child_lr_cosine": "Use cosine decay with warm restarts (else constant lr_max).",
-    "child_l2_reg": "L2 weight decay on convolution and dense kernels.",
+    "child_l2_reg": f"L2 weight decay on convolution and dense kernels (unset: {recipes.describe('l2_reg')}).",
+    "child_l2_latent": "The L2 decay also acts on the latent float weights of quantized kernels "
+                       f"(unset: {recipes.describe('l2_latent')}).",
+    "child_real_weight_epochs": "Two-stage training: the first N epochs keep the kernels in float (activations "
+                                "quantized), then both are quantized (0: one stage).",
+    "child_teacher_dir": "Distillation: the --output_dir of a trained train_arc_*.py run on the same dataset "
+                         "(e.g. the float network of the same arc) whose logits the child learns ('': off).",
+    "child_distill_weight": "Distillation: loss = (1 - w) * cross-entropy + w * T^2 * KL(teacher || child).",
+    "child_distill_temperature": "Distillation: softmax temperature T of both logits.",
     "child_grad_bound": "Clip the gradient global norm to this value (0: no clipping).",
     "child_xla": "Compile the search step with XLA (static shapes; for GPUs, slower on CPU).",
     "child_augment": "Pad-4, random-crop and flip augmentation (CIFAR-10).",
@@ -78,7 +96,12 @@ ALIASES = {"fixed_arc": "child_fixed_arc"}
 
 def _define(name, default, flag_values, extra_help=None):
     help_text = (extra_help or {}).get(name) or FLAG_HELP.get(name, name)
-    if isinstance(default, bool):
+    if default is None and config.is_flag(name):  # a recipe sets it: the type is the field's
+        kind = config.flag_type(name)
+        define = {bool: absl_flags.DEFINE_bool, int: absl_flags.DEFINE_integer,
+                  float: absl_flags.DEFINE_float}.get(kind, absl_flags.DEFINE_string)
+        define(name, None, help_text, flag_values=flag_values)
+    elif isinstance(default, bool):
         absl_flags.DEFINE_bool(name, default, help_text, flag_values=flag_values)
     elif isinstance(default, int):
         absl_flags.DEFINE_integer(name, default, help_text, flag_values=flag_values)

@@ -27,7 +27,7 @@ from enas.arc import Cell
 from enas.common_ops import SharedLayers, create_weight
 from enas.precision import Precision
 from enas.search_space import SearchSpace
-from quantize.base import latent_clip_constraint
+from quantize.base import latent_clip_constraint, weights_are_real
 
 SLOTS = ("x", "y")
 
@@ -106,6 +106,7 @@ class CellCombine(micro_ops.OpLayer):
         self.activation = self.precision.activation()
         self.kernel_quantizer = self.precision.kernel_quantizer()
         self.bn = micro_ops.batch_norm(batch_stats=self.batch_stats)
+        self.after_norm = micro_ops.after_norm_for(self.precision)  # no RSign threshold: the concatenated ids vary with the arc
 
     def build(self, input_shape):
         rows = self.num_ids if self.fixed_unused is None else len(self.fixed_unused)
@@ -114,6 +115,8 @@ class CellCombine(micro_ops.OpLayer):
             constraint=latent_clip_constraint(self.kernel_quantizer),
         )
         self.bn.build(tuple(input_shape[0][:-1]) + (self.filters,))
+        if self.after_norm is not None:
+            self.after_norm.build(tuple(input_shape[0][:-1]) + (self.filters,))
 
     def call(self, nodes, cell_arc=None, states=None, training=None):
         """``nodes``: ``num_ids`` tensors ``(batch, H, W, C)``; ``cell_arc``: int32 ``[4B]`` in
@@ -136,10 +139,10 @@ class CellCombine(micro_ops.OpLayer):
                            [shape[1], shape[2], shape[3], shape[0] * self.filters])
             kernel = tf.gather(self.kernel, unused, axis=0)
         kernel = tf.reshape(kernel, [1, 1, -1, self.filters])
-        if self.kernel_quantizer is not None:
+        if self.kernel_quantizer is not None and not weights_are_real():
             kernel = self.kernel_quantizer(kernel)
         out = tf.nn.conv2d(self.activation(x), kernel, strides=1, padding="SAME")
-        return self.bn(out, training=self._bn_training(training))
+        return micro_ops.apply_optional(self.after_norm, self.bn(out, training=self._bn_training(training)))
 
 
 class MicroCell(keras.layers.Layer):

@@ -76,6 +76,55 @@ def batch_norm(name=None, batch_stats=False):
     return BatchNorm(name=name, track_moving_stats=not batch_stats)
 
 
+class LearnedShift(keras.layers.Layer):
+    """``x - b_c``: a learned per-channel threshold ``b`` (zeros at first), placed before a binary
+    activation it makes ReActNet's RSign, ``sign(x - b_c)``. Input and output ``(batch, ..., C)``."""
+
+    def build(self, input_shape):
+        self.threshold = self.add_weight(name="threshold", shape=(input_shape[-1],), initializer="zeros")
+
+    def call(self, x):
+        return x - self.threshold
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+
+class RPReLU(keras.layers.Layer):
+    """ReActNet's RPReLU: ``y = x - gamma_c`` then ``y`` where positive, ``beta_c * y`` elsewhere,
+    then ``+ zeta_c``; per channel, shifts start at 0 and the slope at 0.25. Input and output
+    ``(batch, ..., C)``."""
+
+    def build(self, input_shape):
+        channels = (input_shape[-1],)
+        self.shift_in = self.add_weight(name="shift_in", shape=channels, initializer="zeros")
+        self.slope = self.add_weight(name="slope", shape=channels,
+                                     initializer=keras.initializers.Constant(0.25))
+        self.shift_out = self.add_weight(name="shift_out", shape=channels, initializer="zeros")
+
+    def call(self, x):
+        y = x - self.shift_in
+        return ops.where(y > 0, y, self.slope * y) + self.shift_out
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+
+def threshold_for(precision, name=None):
+    """The learned threshold before a binary activation (``precision.rsign``), or ``None``."""
+    return LearnedShift(name=name) if precision.rsign else None
+
+
+def after_norm_for(precision, name=None):
+    """The RPReLU after a binary conv's batch norm (``precision.rprelu``), or ``None``."""
+    return RPReLU(name=name) if precision.rprelu else None
+
+
+def apply_optional(layer, x):
+    """``layer(x)``, or ``x`` when there is no layer."""
+    return x if layer is None else layer(x)
+
+
 class OpLayer(keras.layers.Layer):
     """Base of the cell ops: builds its sublayers from the input shape (no lazy building, so a
     search-mode child can be traced with ``tf.switch_case`` once all positions exist)."""
@@ -105,13 +154,21 @@ class ConvBN(OpLayer):
             input_quantizer=self.precision.activation() if activate else None,
         )
         self.bn = batch_norm(batch_stats=self.batch_stats)
+        self.threshold = threshold_for(self.precision) if activate else None
+        self.after_norm = after_norm_for(self.precision)
 
     def build(self, input_shape):
+        if self.threshold is not None:
+            self.threshold.build(input_shape)
         self.conv.build(input_shape)
-        self.bn.build(self.conv.compute_output_shape(input_shape))
+        output_shape = self.conv.compute_output_shape(input_shape)
+        self.bn.build(output_shape)
+        if self.after_norm is not None:
+            self.after_norm.build(output_shape)
 
     def call(self, x, training=None):
-        return self.bn(self.conv(x), training=self._bn_training(training))
+        x = self.conv(apply_optional(self.threshold, x))
+        return apply_optional(self.after_norm, self.bn(x, training=self._bn_training(training)))
 
     def compute_output_shape(self, input_shape):
         return self.conv.compute_output_shape(input_shape)
@@ -130,17 +187,24 @@ class SepConv(OpLayer):
                 kernel_quantizer=self.precision.kernel_quantizer(),
                 input_quantizer=self.precision.activation(), name=f"sep_conv_{i}",
             )
-            self.stack.append((conv, batch_norm(name=f"bn_{i}", batch_stats=self.batch_stats)))
+            self.stack.append((threshold_for(self.precision, f"threshold_{i}"), conv,
+                               batch_norm(name=f"bn_{i}", batch_stats=self.batch_stats),
+                               after_norm_for(self.precision, f"rprelu_{i}")))
 
     def build(self, input_shape):
-        for conv, bn in self.stack:
+        for threshold, conv, bn, after_norm in self.stack:
+            if threshold is not None:
+                threshold.build(input_shape)
             conv.build(input_shape)
             input_shape = conv.compute_output_shape(input_shape)
             bn.build(input_shape)
+            if after_norm is not None:
+                after_norm.build(input_shape)
 
     def call(self, x, training=None):
-        for conv, bn in self.stack:
-            x = bn(conv(x), training=self._bn_training(training))
+        for threshold, conv, bn, after_norm in self.stack:
+            x = bn(conv(apply_optional(threshold, x)), training=self._bn_training(training))
+            x = apply_optional(after_norm, x)
         return x
 
 
@@ -227,14 +291,20 @@ class FactorizedReduce(OpLayer):
             for i, f in enumerate(halves)
         ]
         self.bn = batch_norm(batch_stats=self.batch_stats)
+        self.threshold = threshold_for(self.precision)
+        self.after_norm = after_norm_for(self.precision)
 
     def build(self, input_shape):
+        if self.threshold is not None:
+            self.threshold.build(input_shape)
         for conv in self.paths:
             conv.build(input_shape)
         self.bn.build(self.compute_output_shape(input_shape))
+        if self.after_norm is not None:
+            self.after_norm.build(self.compute_output_shape(input_shape))
 
     def call(self, x, training=None):
-        x = self.activation(x)
+        x = self.activation(apply_optional(self.threshold, x))
         shifted = tf.slice(x, [0, 1, 1, 0], [-1, -1, -1, -1])  # (N, H-1, W-1, C)
         # An odd (or unknown) size needs the zero row/column the original pads with; an even one
         # never reads it (stride 2 from 0), so it is left out and the input stays fixed-point.
@@ -242,7 +312,7 @@ class FactorizedReduce(OpLayer):
         if pad_h or pad_w:
             shifted = tf.pad(shifted, [[0, 0], [0, pad_h], [0, pad_w], [0, 0]])
         out = ops.concatenate([self.paths[0](x), self.paths[1](shifted)], axis=-1)
-        return self.bn(out, training=self._bn_training(training))
+        return apply_optional(self.after_norm, self.bn(out, training=self._bn_training(training)))
 
     def compute_output_shape(self, input_shape):
         n, h, w, _ = input_shape

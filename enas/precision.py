@@ -35,14 +35,28 @@ QUANTIZER_CLASSES = {
 
 @dataclasses.dataclass(frozen=True)
 class Precision:
-    """One precision: ``kind`` in KINDS, ``bits`` used only by ``quantized``."""
+    """One precision: ``kind`` in KINDS, ``bits`` used only by ``quantized``; the options of a
+    binary part (:data:`BINARY_OPTIONS`, set by :class:`PrecisionPolicy` on every binary part):
+
+    * ``scale``: binary kernels are ``alpha_c * sign(W)`` with ``alpha_c`` the mean ``|W|`` of
+      output channel ``c`` (XNOR-Net) instead of ``sign(W)``;
+    * ``rsign``: the binary activation is ``sign(x - b_c)`` with a learned threshold ``b_c`` per
+      channel (ReActNet's RSign) instead of ``sign(x)``;
+    * ``rprelu``: each binary convolution's batch norm is followed by ReActNet's RPReLU,
+      ``prelu_c(y - gamma_c) + zeta_c`` (learned per-channel shifts and negative slope).
+    """
 
     kind: str = "ternary"
     bits: int = 4
+    scale: bool = False
+    rsign: bool = False
+    rprelu: bool = False
 
     def __post_init__(self):
         if self.kind not in KINDS:
             raise ConfigError(f"unknown precision {self.kind!r}: use one of {', '.join(KINDS)}")
+        if self.kind != "binary" and any(getattr(self, name) for name in BINARY_OPTIONS):
+            raise ConfigError(f"{', '.join(BINARY_OPTIONS)} are options of the binary precision, not of {self}")
         if self.kind == "quantized" and self.bits not in SUPPORTED_BITS:
             raise ConfigError(
                 f"bad bit width {self.bits!r} for quantized precision: use one of {SUPPORTED_BITS}"
@@ -73,7 +87,9 @@ class Precision:
     def kernel_quantizer(self):
         """A new kernel quantizer for this precision (``None`` for float)."""
         cls = self.quantizer_class()
-        return None if cls is None else cls.for_kernel(self.bits)
+        if cls is None:
+            return None
+        return cls.for_kernel(self.bits, scale=True) if self.scale else cls.for_kernel(self.bits)
 
     def activation(self):
         """The activation placed where ENAS has a ReLU: the precision's activation quantizer,
@@ -89,6 +105,8 @@ class Precision:
         return f"quantized:{self.bits}" if self.kind == "quantized" else self.kind
 
 
+BINARY_OPTIONS = ("scale", "rsign", "rprelu")
+HEAD_ACTIVATIONS = ("cells", "classifier")
 FLOAT = Precision("float")
 
 # The original repo's mix: 4-bit stem and first layer, ternary everywhere else.
@@ -105,45 +123,71 @@ class PrecisionPolicy:
             the image, is never quantized).
         quantize_classifier: give the final dense layer the default precision.
         overrides: ``{"stem" | "layer_<i>" | "aux_head" | "classifier": Precision}``.
+        binary: the binary options (:data:`BINARY_OPTIONS`) every binary part gets, as a tuple
+            of the names set, e.g. ``("scale",)``.
+        head_activation: the activation before the global pool and the classifier: ``"cells"``,
+            that of the last layer's precision (ENAS's ReLU in float, the quantizer otherwise), or
+            ``"classifier"``, that of the classifier's precision (ReLU for the float classifier:
+            the pooled features stay real-valued, as in Bi-Real Net and ReActNet).
     """
 
     default: Precision = Precision()
     quantize_stem: bool = False
     quantize_classifier: bool = False
     overrides: tuple = ()
+    binary: tuple = ()
+    head_activation: str = "cells"
 
     # The precision flags of the scripts and their defaults (see from_settings).
     FLAG_DEFAULTS = {"child_quantization": "ternary", "child_bits": 4, "child_quantize_stem": False,
-                     "child_quantize_classifier": False, "child_precision_overrides": ""}
+                     "child_quantize_classifier": False, "child_precision_overrides": "",
+                     "child_binary_scale": False, "child_binary_rsign": False, "child_binary_rprelu": False,
+                     "child_head_activation": "cells"}
+
+    def __post_init__(self):
+        unknown = set(self.binary) - set(BINARY_OPTIONS)
+        if unknown:
+            raise ConfigError(f"unknown binary option(s) {sorted(unknown)}: use {', '.join(BINARY_OPTIONS)}")
+        object.__setattr__(self, "binary", tuple(name for name in BINARY_OPTIONS if name in self.binary))
+        if self.head_activation not in HEAD_ACTIVATIONS:
+            raise ConfigError(f"unknown --child_head_activation {self.head_activation!r}: use one of "
+                              f"{', '.join(HEAD_ACTIVATIONS)}")
 
     @classmethod
     def from_settings(cls, s):
         """From the ``child_quantization``, ``child_bits``, ``child_quantize_stem``,
-        ``child_quantize_classifier`` and ``child_precision_overrides`` settings."""
+        ``child_quantize_classifier``, ``child_precision_overrides`` and ``child_binary_*`` settings."""
+        binary = tuple(name for name in BINARY_OPTIONS if s.get(f"child_binary_{name}", False))
         return cls.from_flags(s["child_quantization"], s["child_bits"], s["child_quantize_stem"],
-                              s["child_quantize_classifier"], s["child_precision_overrides"])
+                              s["child_quantize_classifier"], s["child_precision_overrides"], binary,
+                              s.get("child_head_activation", "cells"))
 
     def to_settings(self):
         """Inverse of :meth:`from_settings`."""
         return {"child_quantization": self.default.kind, "child_bits": self.default.bits,
                 "child_quantize_stem": self.quantize_stem,
                 "child_quantize_classifier": self.quantize_classifier,
-                "child_precision_overrides": ",".join(f"{name}={p}" for name, p in self.overrides)}
+                "child_precision_overrides": ",".join(f"{name}={p}" for name, p in self.overrides),
+                **{f"child_binary_{name}": name in self.binary for name in BINARY_OPTIONS},
+                "child_head_activation": self.head_activation}
 
     def to_json(self):
         """Plain-JSON dict (inverse: :meth:`from_json`)."""
         return {"default": str(self.default), "bits": self.default.bits, "quantize_stem": self.quantize_stem,
                 "quantize_classifier": self.quantize_classifier,
-                "overrides": ",".join(f"{name}={p}" for name, p in self.overrides)}
+                "overrides": ",".join(f"{name}={p}" for name, p in self.overrides),
+                "binary": list(self.binary), "head_activation": self.head_activation}
 
     @classmethod
     def from_json(cls, data):
+        # "binary", "head_activation" absent: recorded before they existed (none; "cells").
         return cls.from_flags(data["default"], data["bits"], data["quantize_stem"],
-                              data["quantize_classifier"], data["overrides"])
+                              data["quantize_classifier"], data["overrides"], tuple(data.get("binary", ())),
+                              data.get("head_activation", "cells"))
 
     @classmethod
     def from_flags(cls, quantization="ternary", bits=4, quantize_stem=False,
-                   quantize_classifier=False, overrides=""):
+                   quantize_classifier=False, overrides="", binary=(), head_activation="cells"):
         """Build from flag values; ``overrides`` like ``"stem=quantized:4,layer_0=binary"``
         or ``"original"`` (the original repo's mix)."""
         if str(overrides).strip() == "original":
@@ -159,10 +203,14 @@ class PrecisionPolicy:
                 )
             parsed.append((name, Precision.parse(spec, bits)))
         return cls(Precision.parse(quantization, bits), bool(quantize_stem),
-                   bool(quantize_classifier), tuple(parsed))
+                   bool(quantize_classifier), tuple(parsed), tuple(binary), str(head_activation))
 
     def for_part(self, name):
-        """Precision of the part ``name`` (``stem``, ``layer_3``, ``aux_head``, ``classifier``)."""
+        """Precision of the part ``name`` (``stem``, ``layer_3``, ``aux_head``, ``classifier``),
+        with the binary options when it is binary."""
+        return self._with_options(self._kind_of_part(name))
+
+    def _kind_of_part(self, name):
         for part, precision in self.overrides:
             if part == name:
                 return precision
@@ -172,8 +220,21 @@ class PrecisionPolicy:
             return FLOAT
         return self.default
 
+    def _with_options(self, precision):
+        if precision.kind != "binary" or not self.binary:
+            return precision
+        return dataclasses.replace(precision, **{name: True for name in self.binary})
+
+    def has_binary_part(self):
+        """Some part of the network is binary."""
+        return self.default.kind == "binary" or any(p.kind == "binary" for _, p in self.overrides)
+
     def describe(self):
-        parts = [f"default={self.default}", f"stem={self.for_part('stem')}",
-                 f"classifier={self.for_part('classifier')}"]
+        parts = [f"default={self.default}", f"stem={self._kind_of_part('stem')}",
+                 f"classifier={self._kind_of_part('classifier')}"]
         parts += [f"{name}={p}" for name, p in self.overrides if name not in ("stem", "classifier")]
+        if self.binary and self.has_binary_part():
+            parts.append(f"binary options={'+'.join(self.binary)}")
+        if self.head_activation != "cells":
+            parts.append(f"head activation={self.head_activation}")
         return ", ".join(parts)

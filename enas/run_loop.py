@@ -87,15 +87,33 @@ def load_data(config):
                                    max_train=d.max_train_examples or None, max_test=d.max_test_examples or None)
 
 
-def make_child_trainer(config, model, num_train, search_mode):
+def training_options(config):
+    """Header lines naming how the child is trained: its recipe's resolved values and, when set,
+    the two-stage schedule."""
+    t = config.training
+    schedule = ("one cosine period over the run" if not t.lr_T_0 else
+                f"cosine restarts every {t.lr_T_0} x {t.lr_T_mul}^k epochs") if t.lr_cosine else "constant"
+    decay = f"L2 {t.l2_reg:g}" + ("" if t.l2_latent or not t.l2_reg else " (not on latent quantized weights)")
+    lines = [f"Training: recipe {t.recipe}: {t.optimizer}, lr {t.lr_max:g} -> {t.lr_min:g} ({schedule}), {decay}"]
+    if t.real_weight_epochs:
+        first = "epoch 1" if t.real_weight_epochs == 1 else f"epochs 1-{t.real_weight_epochs}"
+        lines.append(f"Two-stage training: real-valued kernels for {first}, quantized from epoch "
+                     f"{t.real_weight_epochs + 1}")
+    return lines
+
+
+def make_child_trainer(config, model, num_train, search_mode, teacher=None):
     """Optimizer (with the cosine-restart schedule) and compiled steps for ``model``; the
     drop-path rate grows over the run's ``num_epochs`` (see :class:`ChildTrainer`)."""
     t = config.training
     steps_per_epoch = t.steps_per_epoch(num_train)
-    schedule = learning_rate_schedule(t.lr_max, t.lr_min, steps_per_epoch, t.lr_T_0, t.lr_T_mul, t.lr_cosine)
+    schedule = learning_rate_schedule(t.lr_max, t.lr_min, steps_per_epoch, t.first_period(), t.lr_T_mul,
+                                      t.lr_cosine)
     return ChildTrainer(model, make_optimizer(t.optimizer, schedule), t.batch_size, l2_reg=t.l2_reg,
+                        l2_latent=t.l2_latent, real_weight_steps=t.real_weight_epochs * steps_per_epoch,
                         grad_bound=t.grad_bound, search_mode=search_mode,
-                        jit_compile=search_mode and t.xla, drop_path_steps=steps_per_epoch * t.num_epochs)
+                        jit_compile=search_mode and t.xla, drop_path_steps=steps_per_epoch * t.num_epochs,
+                        teacher=teacher, distill_weight=t.distill_weight, distill_temperature=t.distill_temperature)
 
 
 class Loop:

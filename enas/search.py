@@ -118,7 +118,7 @@ class Search(run_loop.Task):
             f"{c.num_layers} layers + 2 reductions; {c.out_filters} filters",
             f"Precision: {c.policy.describe()}",
             f"Shared parameters: {self.model.count_params_used()}",
-        ]
+        ] + run_loop.training_options(config)
 
     def step_args(self):
         return (self.controller.sample().arc,)

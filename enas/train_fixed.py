@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from enas import run_loop
 from enas.config import RunConfig
+from enas.errors import CheckpointError
 from enas.micro_child import MicroChild
 from enas.run_loop import TrainingDiverged
 
@@ -21,7 +22,9 @@ class FixedTraining(run_loop.Task):
 
     def build(self, config, data):
         self.model = MicroChild(config.child, fixed_arc=config.fixed_arc).build_for(data.image_shape)
-        self.trainer = run_loop.make_child_trainer(config, self.model, len(data.x_train), search_mode=False)
+        self.teacher = load_teacher(config, data) if config.training.teacher_dir else None
+        self.trainer = run_loop.make_child_trainer(config, self.model, len(data.x_train), search_mode=False,
+                                                   teacher=self.teacher)
 
     def header(self, config, data):
         return [
@@ -30,7 +33,9 @@ class FixedTraining(run_loop.Task):
             f"{len(data.x_test)} test)",
             f"Precision: {config.child.policy.describe()}",
             f"Parameters: {self.model.count_params_used()}",
-        ]
+        ] + run_loop.training_options(config) + (
+            [f"Distillation from {config.training.teacher_dir} (weight {config.training.distill_weight}, "
+             f"temperature {config.training.distill_temperature})"] if self.teacher is not None else [])
 
     def epoch_done(self, epoch, seconds, loop):
         loop.log(f"Epoch {epoch + 1}: {seconds:.1f} s")
@@ -50,6 +55,21 @@ class FixedTraining(run_loop.Task):
         log(format_summary(summarize(self.model)))
         log("-" * 80)
         return {"arc": arc, "model": self.model, "accuracies": loop.accuracies}
+
+
+def load_teacher(config, data):
+    """The trained network of ``config.training.teacher_dir`` (a train run on the same dataset),
+    for distillation. Raises :class:`CheckpointError` (one line) when it is unusable."""
+    from enas.export import restore_run
+
+    teacher_dir = config.training.teacher_dir
+    teacher, record, _ = restore_run(teacher_dir)
+    dataset = (record.get("config") or {}).get("dataset", record.get("dataset"))
+    if dataset != config.dataset or teacher.config.num_classes != config.child.num_classes:
+        raise CheckpointError(f"--child_teacher_dir {teacher_dir!r} is a network for {dataset}, not for "
+                              f"{config.dataset}; pass a train_arc run on the same dataset")
+    teacher.trainable = False
+    return teacher
 
 
 def run(config, dataset=None, log=None, echo=True):

@@ -15,7 +15,9 @@ The concrete quantizers live with their precision: ``binarize.binary_ops.SteSign
     quantize.get("ste_sign"), quantize.get({"class_name": "SteTern", "config": {...}})
 """
 
+import contextlib
 import importlib
+import threading
 
 import keras
 import tensorflow as tf
@@ -91,7 +93,8 @@ class Quantizer:
 
     @classmethod
     def for_kernel(cls, bits=None):
-        """The kernel quantizer of this precision (``bits``: the width, for k-bit)."""
+        """The kernel quantizer of this precision (``bits``: the width, for k-bit; a precision
+        with options takes them as keywords, e.g. binary's ``scale``)."""
         raise NotImplementedError
 
     @classmethod
@@ -173,6 +176,28 @@ class WeightClip(keras.constraints.Constraint):
         if self.min_value != -self.clip_value:
             config["min_value"] = self.min_value
         return config
+
+
+_STAGE = threading.local()
+
+
+@contextlib.contextmanager
+def real_weights():
+    """Within this block the quantized layers use their latent float kernels as they are (no
+    kernel quantizer; activations stay quantized): the first stage of two-stage training
+    (Real-to-Binary, ReActNet). Read when a layer is called, so a ``tf.function`` traced inside
+    the block keeps real weights."""
+    previous = getattr(_STAGE, "real", False)
+    _STAGE.real = True
+    try:
+        yield
+    finally:
+        _STAGE.real = previous
+
+
+def weights_are_real():
+    """True inside :func:`real_weights`."""
+    return getattr(_STAGE, "real", False)
 
 
 def latent_clip_constraint(quantizer):

@@ -58,8 +58,11 @@ class QuantizedLayerBase:
         return inputs if self.input_quantizer is None else self.input_quantizer(inputs)
 
     def quantize_kernel(self, kernel):
-        """Quantized view of a latent kernel; the kernel itself when no quantizer is set."""
-        return kernel if self.kernel_quantizer is None else self.kernel_quantizer(kernel)
+        """Quantized view of a latent kernel; the kernel itself when no quantizer is set or
+        inside :func:`quantize.base.real_weights`."""
+        if self.kernel_quantizer is None or base.weights_are_real():
+            return kernel
+        return self.kernel_quantizer(kernel)
 
     @property
     def quantized_kernels(self):

@@ -20,6 +20,7 @@ TINY_STUDY = dict(
     max_train_examples=300, max_test_examples=100, num_valid=100, batch_size=32, eval_batch_size=100,
     num_epochs=1, log_every=5, seed=4, num_sampled_arcs=2, child_num_layers=0, child_num_cells=2,
     child_out_filters=4, controller_train_steps=2, controller_num_aggregate=2, controller_lstm_size=8,
+    controller_warmup_epochs=0,
     final_pick_samples=4, study_top_k=1, study_seeds="1,2", train_epochs=1,
 )
 

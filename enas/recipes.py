@@ -1,0 +1,64 @@
+"""Training recipes: how a child of a given precision is optimised unless a flag says otherwise.
+
+A recipe fills the training settings left unset (``None`` in :class:`~enas.config.TrainingConfig`;
+the flags ``--child_optimizer``, ``--child_lr_max``, ``--child_lr_min``, ``--child_lr_T_0``,
+``--child_l2_reg`` and ``--child_l2_latent``). ``--child_recipe auto`` (the default) takes the
+recipe of the cells' precision (:data:`RECIPE_OF_PRECISION`); naming one applies it to any
+precision. The resolved values, not the recipe, are what a run records in its ``config.json``.
+
+==========  ==========  ======  ======  ===========================  =======  ==================
+recipe      optimizer   lr_max  lr_min  lr_T_0                       l2_reg   L2 on latent
+                                                                              quantized weights
+==========  ==========  ======  ======  ===========================  =======  ==================
+``enas``    momentum    0.05    1e-4    10 (periods 10, 20, 40 ...)  1e-4     yes
+``bnn``     adam        1e-3    0       0 (one period: the run)      1e-4     no
+==========  ==========  ======  ======  ===========================  =======  ==================
+
+``enas`` is ENAS's own (SGD with Nesterov momentum, cosine restarts). ``bnn`` is what the
+binary-network papers train with (Bi-Real Net, ReActNet, "training tricks for BNNs"): Adam at a
+low learning rate annealed to zero over the whole run, and no weight decay on the latent weights
+of the binary kernels (decay pulls them towards zero, where every update flips a sign); the
+full-precision stem and classifier keep it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from enas.errors import ConfigError
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """Training settings of one recipe (see the module's table). ``lr_T_0 = 0``: one cosine
+    period as long as the run."""
+
+    optimizer: str
+    lr_max: float
+    lr_min: float
+    lr_T_0: int
+    l2_reg: float
+    l2_latent: bool
+
+
+RECIPES = {
+    "enas": Recipe(optimizer="momentum", lr_max=0.05, lr_min=1e-4, lr_T_0=10, l2_reg=1e-4, l2_latent=True),
+    "bnn": Recipe(optimizer="adam", lr_max=1e-3, lr_min=0.0, lr_T_0=0, l2_reg=1e-4, l2_latent=False),
+}
+# The recipe ``--child_recipe auto`` picks for the cells' precision kind.
+RECIPE_OF_PRECISION = {"binary": "bnn", "ternary": "enas", "quantized": "enas", "float": "enas"}
+RECIPE_CHOICES = ("auto",) + tuple(RECIPES)
+# The TrainingConfig fields a recipe fills.
+FIELDS = tuple(f.name for f in dataclasses.fields(Recipe))
+
+
+def recipe_for(name, precision_kind):
+    """The :class:`Recipe` called ``name`` (``"auto"``: the one of ``precision_kind``)."""
+    if name not in RECIPE_CHOICES:
+        raise ConfigError(f"unknown --child_recipe {name!r}: use one of {', '.join(RECIPE_CHOICES)}")
+    return RECIPES[RECIPE_OF_PRECISION[precision_kind] if name == "auto" else name]
+
+
+def describe(field):
+    """``"enas: 0.05, bnn: 0.001"``: each recipe's value of ``field`` (for the flags' help)."""
+    return ", ".join(f"{name}: {getattr(recipe, field)}" for name, recipe in RECIPES.items())
