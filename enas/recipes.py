@@ -11,14 +11,16 @@ recipe      optimizer   lr_max  lr_min  lr_T_0                       l2_reg   L2
                                                                               quantized weights
 ==========  ==========  ======  ======  ===========================  =======  ==================
 ``enas``    momentum    0.05    1e-4    10 (periods 10, 20, 40 ...)  1e-4     yes
-``bnn``     adam        1e-3    0       0 (one period: the run)      1e-4     no
+``bnn``     adam        1e-2    0       0 (one period: the run)      1e-4     no
 ==========  ==========  ======  ======  ===========================  =======  ==================
 
 ``enas`` is ENAS's own (SGD with Nesterov momentum, cosine restarts). ``bnn`` is what the
-binary-network papers train with (Bi-Real Net, ReActNet, "training tricks for BNNs"): Adam at a
-low learning rate annealed to zero over the whole run, and no weight decay on the latent weights
-of the binary kernels (decay pulls them towards zero, where every update flips a sign); the
-full-precision stem and classifier keep it.
+binary-network papers train with (Bi-Real Net, ReActNet, "training tricks for BNNs"): Adam
+annealed to zero over the whole run, and no weight decay on the latent weights of the binary
+kernels (decay pulls them towards zero, where every update flips a sign); the full-precision
+stem and classifier keep it. Its learning rate is higher than the papers' 1e-3 (for runs of
+hundreds of epochs): on a 2-epoch MNIST run, 1e-3, 5e-3 and 1e-2 gave 0.710, 0.894 and 0.948
+test accuracy (README).
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ class Recipe:
 
 RECIPES = {
     "enas": Recipe(optimizer="momentum", lr_max=0.05, lr_min=1e-4, lr_T_0=10, l2_reg=1e-4, l2_latent=True),
-    "bnn": Recipe(optimizer="adam", lr_max=1e-3, lr_min=0.0, lr_T_0=0, l2_reg=1e-4, l2_latent=False),
+    "bnn": Recipe(optimizer="adam", lr_max=1e-2, lr_min=0.0, lr_T_0=0, l2_reg=1e-4, l2_latent=False),
 }
 # The recipe ``--child_recipe auto`` picks for the cells' precision kind.
 RECIPE_OF_PRECISION = {"binary": "bnn", "ternary": "enas", "quantized": "enas", "float": "enas"}
@@ -60,5 +62,5 @@ def recipe_for(name, precision_kind):
 
 
 def describe(field):
-    """``"enas: 0.05, bnn: 0.001"``: each recipe's value of ``field`` (for the flags' help)."""
+    """``"enas: 0.05, bnn: 0.01"``: each recipe's value of ``field`` (for the flags' help)."""
     return ", ".join(f"{name}: {getattr(recipe, field)}" for name, recipe in RECIPES.items())

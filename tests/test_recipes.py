@@ -72,7 +72,7 @@ def test_one_period_schedule_when_lr_T_0_is_zero():
 
 def test_help_shows_each_recipes_default():
     text = flags.FLAG_HELP["child_lr_max"]
-    assert "enas: 0.05" in text and "bnn: 0.001" in text
+    assert "enas: 0.05" in text and "bnn: 0.01" in text
     assert "bnn: adam" in flags.FLAG_HELP["child_optimizer"]
 
 
