@@ -149,6 +149,9 @@ class PrecisionPolicy:
         if unknown:
             raise ConfigError(f"unknown binary option(s) {sorted(unknown)}: use {', '.join(BINARY_OPTIONS)}")
         object.__setattr__(self, "binary", tuple(name for name in BINARY_OPTIONS if name in self.binary))
+        if self.binary and not self.has_binary_part():
+            raise ConfigError(f"--child_binary_{self.binary[0]} needs a binary part: pass --child_quantization binary "
+                              "or a binary --child_precision_overrides entry")
         if self.head_activation not in HEAD_ACTIVATIONS:
             raise ConfigError(f"unknown --child_head_activation {self.head_activation!r}: use one of "
                               f"{', '.join(HEAD_ACTIVATIONS)}")

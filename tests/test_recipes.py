@@ -96,6 +96,8 @@ def test_binary_options_belong_to_binary_parts_only():
     assert "binary options=scale+rsign" in policy.describe()
     with pytest.raises(ConfigError, match="binary"):
         Precision(kind="ternary", scale=True)
+    with pytest.raises(ConfigError, match="--child_binary_scale needs a binary part"):
+        _config(child_quantization="ternary", child_binary_scale=True)
 
 
 # --- RSign and RPReLU ---------------------------------------------------------------------------
