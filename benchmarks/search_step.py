@@ -7,7 +7,10 @@ For each precision (binary, float) and shape (MNIST 28x28x1, CIFAR 32x32x3), in 
   (b) fixed:  the fixed-architecture network of one architecture (each of the same few arcs (a)
       draws from, built as its own fixed child), i.e. the cost floor of a single network;
   (c) all-ops: the search child computing all five ops per node and gathering one (the
-      original ENAS method).
+      original ENAS method);
+  (m) mixed (``--mixed binary,ternary,4bit``): the search child that also chooses each op's
+      precision among those (``search_arc_*.py --search_precisions``), a random mixed-precision
+      architecture every step; ``m/a`` is its cost over the single-precision search step (a).
 
 Each measurement is images/second of full training steps (forward, backward, SGD update) after
 a warm-up; the repeats of (a), (b), (c) are interleaved so machine noise hits all alike, and the
@@ -22,9 +25,12 @@ B=5, 20 filters, batch 128, 32x32x3).
     python benchmarks/search_step.py                 # all rows: ~25 minutes on 2 cores
     python benchmarks/search_step.py --quick         # the mnist rows, 1 repeat: about a minute
     python benchmarks/search_step.py --datasets enas --precisions float binary --skip-all-ops
+    python benchmarks/search_step.py --datasets mnist enas --precisions ternary --skip-all-ops \
+        --mixed binary,ternary,4bit
 """
 
 import argparse
+import dataclasses
 import os
 import statistics
 import sys
@@ -81,6 +87,14 @@ def bench(args, dataset, precision):
     keras.utils.set_random_seed(0)
     search, first_a = first_steps(lambda: make_trainer(config, image_shape, batch),
                                   lambda t, i: t.train_step(x, y, arc_tensors[i % len(arcs)]), 2)
+    mixed = first_m = None
+    if args.mixed:
+        mixed_config = dataclasses.replace(config, search_precisions=tuple(args.mixed))
+        precisions = MicroChild(mixed_config).space.precisions
+        vectors = [tf.constant(random_arc(nodes, rng, precisions).to_vector(precisions), tf.int32)
+                   for _ in range(args.arcs)]
+        mixed, first_m = first_steps(lambda: make_trainer(mixed_config, image_shape, batch),
+                                     lambda t, i: t.train_step(x, y, vectors[i % len(vectors)]), 2)
     fixed = []
     for k, arc in enumerate(arcs):
         trainer, seconds = first_steps(lambda a=arc: make_trainer(config, image_shape, batch, fixed_arc=a),
@@ -93,6 +107,8 @@ def bench(args, dataset, precision):
     if not args.skip_all_ops:
         gather = make_trainer(config, image_shape, batch, op_selection="all")
         step_of["c"] = lambda i: gather.train_step(x, y, arc_tensors[i % len(arcs)])
+    if mixed is not None:
+        step_of["m"] = lambda i: mixed.train_step(x, y, vectors[i % len(vectors)])
     for k, trainer in enumerate(fixed):
         step_of[f"b{k}"] = lambda i, t=trainer: t.train_step(x, y)
     for step in step_of.values():  # warm-up: trace and first runs
@@ -105,9 +121,9 @@ def bench(args, dataset, precision):
     median = {key: statistics.median(v) for key, v in rates.items()}
     # (b): one fixed network per arc; the harmonic mean matches (a)'s per-step mix of the arcs.
     fixed_rate = len(arcs) / sum(1.0 / median[f"b{k}"] for k in range(len(arcs)))
-    traces = (search.trace_count, gather.trace_count if gather else 0)
-    return (median["a"], fixed_rate, median.get("c", float("nan")), traces, (layers, nodes, filters, batch),
-            (first_a, first_b))
+    traces = (search.trace_count, gather.trace_count if gather else 0, mixed.trace_count if mixed else 0)
+    return (median["a"], fixed_rate, median.get("c", float("nan")), median.get("m", float("nan")), traces,
+            (layers, nodes, filters, batch), (first_a, first_b, first_m))
 
 
 def main():
@@ -127,6 +143,9 @@ def main():
     parser.add_argument("--datasets", nargs="+", default=["mnist", "cifar", "enas"], choices=list(SHAPES))
     parser.add_argument("--precisions", nargs="+", default=["binary", "float"])
     parser.add_argument("--skip-all-ops", action="store_true", help="do not build/time (c)")
+    parser.add_argument("--mixed", type=lambda text: [t for t in text.split(",") if t], default=[],
+                        help="also time (m): the search over each op's precision among these, e.g. "
+                             "binary,ternary,4bit")
     parser.add_argument("--quick", action="store_true",
                         help="a one-minute check: mnist rows only, 1 repeat of 4 steps, no (c)")
     args = parser.parse_args()
@@ -136,14 +155,20 @@ def main():
     print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, {os.cpu_count()} CPUs; "
           f"median of {args.repeats} repeats x {args.steps} steps", flush=True)
     header = f"{'dataset':8} {'precision':9} {'L,B,F,batch':14} {'(a) search':>11} {'(b) fixed':>10} " \
-             f"{'(c) all-ops':>11} {'a/b':>6} {'a/c':>6} {'first (a)':>10} {'first (b)':>10}  traces(a,c)"
+             f"{'(c) all-ops':>11} {'a/b':>6} {'a/c':>6} {'first (a)':>10} {'first (b)':>10}"
+    if args.mixed:
+        header += f" {'(m) mixed':>10} {'m/a':>6} {'first (m)':>10}"
+    header += "  traces(a,c,m)"
     print(header)
     print("-" * len(header))
     for dataset in args.datasets:
         for precision in args.precisions:
-            a, b, c, traces, shape, (first_a, first_b) = bench(args, dataset, precision)
-            print(f"{dataset:8} {precision:9} {','.join(map(str, shape)):14} {a:11.1f} {b:10.1f} "
-                  f"{c:11.1f} {a / b:6.2f} {a / c:6.2f} {first_a:9.1f}s {first_b:9.1f}s  {traces}", flush=True)
+            a, b, c, m, traces, shape, (first_a, first_b, first_m) = bench(args, dataset, precision)
+            row = (f"{dataset:8} {precision:9} {','.join(map(str, shape)):14} {a:11.1f} {b:10.1f} "
+                   f"{c:11.1f} {a / b:6.2f} {a / c:6.2f} {first_a:9.1f}s {first_b:9.1f}s")
+            if args.mixed:
+                row += f" {m:10.1f} {m / a:6.2f} {first_m:9.1f}s"
+            print(f"{row}  {traces}", flush=True)
     print("units: images/second (training steps: forward + backward + update); first: seconds")
 
 

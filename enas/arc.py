@@ -26,6 +26,13 @@ inside (nested) square brackets and quotes, e.g. ``"0 2 1 4 ..."``, ``"0,2,1,4,.
 ``"[0 2 1 4 ...] [1 3 ...]"`` or ``"[[0, 2, ...], [...]]"``; also a sequence of integers, a NumPy
 array of any shape, or an :class:`Arc`. Malformed input raises :class:`~enas.errors.ArcError`
 whose one-line message names the cell, node, position and value at fault.
+
+Mixed precision (``search_arc_*.py --search_precisions``): an op with weights (the separable
+convs) may carry its precision after a colon, ``OP:PRECISION`` with PRECISION ``binary``,
+``ternary``, ``<k>bit`` or ``float``, e.g. ``"0 0:binary 1 1:4bit ..."``. An op without one has
+the run's precision (so every older string keeps its meaning); pools and identity have no weights
+and take no precision. :meth:`Arc.to_vector` / :meth:`Arc.from_vector` convert to and from the
+search's int vector (the ``8B`` integers, then one precision index per op slot, ``4B``).
 """
 
 from __future__ import annotations
@@ -36,7 +43,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from enas.errors import ArcError
+from enas.errors import ArcError, ConfigError
+from enas.precision import Precision
 from enas.search_space import DEFAULT as SPACE
 
 OP_NAMES = SPACE.op_names
@@ -44,6 +52,7 @@ NUM_OPS = SPACE.num_ops
 
 _CELL_NAMES = ("normal cell", "reduction cell")
 _INT_RE = re.compile(r"[+-]?[0-9]+")
+_ANNOTATED_RE = re.compile(r"([+-]?[0-9]+):([A-Za-z0-9:_-]+)")
 _SEPARATORS_RE = re.compile(r"[\s,\[\]]+")
 _QUOTES = "'\""
 
@@ -97,7 +106,18 @@ def _to_int(item, index: int) -> int:
     raise _fail(f"element {index} ({item!r}) is not an integer")
 
 
-def _tokens_to_ints(text: str) -> list[int]:
+def precision_name(spec) -> str:
+    """Canonical short name of a precision: ``binary``, ``ternary``, ``4bit``, ``float``."""
+    try:
+        precision = Precision.parse(spec)
+    except ConfigError as e:
+        raise _fail(f"bad op precision {spec!r} ({e}); write binary, ternary, <k>bit or float") from None
+    return precision.short_name()
+
+
+def _tokens_to_ints(text: str, annotations: dict | None = None) -> list[int]:
+    """The integers of ``text``; ``OP:PRECISION`` tokens put ``{index: precision name}`` in
+    ``annotations`` (refused when it is None)."""
     text = text.strip()
     while len(text) >= 2 and text[0] in _QUOTES and text[-1] == text[0]:
         text = text[1:-1].strip()
@@ -107,6 +127,10 @@ def _tokens_to_ints(text: str) -> list[int]:
                     "reduction cell, e.g. 40 integers for 5 nodes")
     ints = []
     for i, token in enumerate(tokens, start=1):
+        annotated = _ANNOTATED_RE.fullmatch(token)
+        if annotated and annotations is not None:
+            annotations[i - 1] = precision_name(annotated.group(2))
+            token = annotated.group(1)
         if not _INT_RE.fullmatch(token):
             raise _fail(f'token {i} ("{token}") is not an integer')
         ints.append(int(token))
@@ -123,9 +147,9 @@ def _flatten(values):
             yield v
 
 
-def _as_int_list(values) -> list[int]:
+def _as_int_list(values, annotations: dict | None = None) -> list[int]:
     if isinstance(values, str):
-        return _tokens_to_ints(values)
+        return _tokens_to_ints(values, annotations)
     if isinstance(values, np.ndarray):
         values = values.reshape(-1).tolist()
     elif not isinstance(values, Sequence):
@@ -133,8 +157,26 @@ def _as_int_list(values) -> list[int]:
                     f"got {type(values).__name__}")
     values = list(_flatten(values))
     if values and all(isinstance(v, str) for v in values):  # e.g. argparse nargs="+"
-        return _tokens_to_ints(" ".join(values))
+        return _tokens_to_ints(" ".join(values), annotations)
     return [_to_int(v, i) for i, v in enumerate(values, start=1)]
+
+
+def _check_annotations(ints: list[int], annotations: dict) -> list:
+    """Per-slot precision names (``4B`` entries, ``None``: the run's) from ``{token index:
+    name}``; only op positions of ops with weights may carry one."""
+    slots = [None] * (len(ints) // 2)
+    n = len(ints) // 2
+    for index, name in sorted(annotations.items()):
+        cell, position = divmod(index, n)
+        node, field = divmod(position, 4)
+        where = f"{_CELL_NAMES[cell]}, node {node}"
+        if field % 2 == 0:
+            raise _fail(f"{where}: token {index + 1} is an input id; only an op takes a precision (OP:PRECISION)")
+        op = ints[index]
+        if 0 <= op < NUM_OPS and not SPACE.ops[op].has_weights:
+            raise _fail(f"{where}: op {op} ({OP_NAMES[op]}) has no weights and takes no precision")
+        slots[index // 2] = name
+    return slots
 
 
 def validate_arc_array(values, num_nodes=None) -> None:
@@ -158,6 +200,20 @@ class Node:
     x_op: int
     y_id: int
     y_op: int
+    x_precision: str | None = None  # precision name of the x op (None: the run's precision)
+    y_precision: str | None = None
+
+    @property
+    def precisions(self) -> tuple[str | None, str | None]:
+        return (self.x_precision, self.y_precision)
+
+    def tokens(self) -> list[str]:
+        """``["0", "0:binary", "1", "4"]``: the four integers, ops with their precision if set."""
+        out = []
+        for slot_id, op, precision in ((self.x_id, self.x_op, self.x_precision),
+                                       (self.y_id, self.y_op, self.y_precision)):
+            out += [str(slot_id), str(op) if precision is None else f"{op}:{precision}"]
+        return out
 
     @property
     def inputs(self) -> tuple[int, int]:
@@ -185,12 +241,29 @@ class Cell:
         if not all(_is_int(v) for v in values):
             raise _fail(f"cell {values}: node fields must be integers")
         _check_cell(values, "cell")
+        for j, node in enumerate(self.nodes):
+            for op, precision in zip(node.ops, node.precisions):
+                if precision is not None and not SPACE.ops[op].has_weights:
+                    raise _fail(f"cell, node {j}: op {op} ({OP_NAMES[op]}) has no weights and takes no precision")
 
     @classmethod
-    def from_list(cls, values: Sequence[int]) -> Cell:
-        """A cell from its ``4 * B`` integers (already validated, or validated as "cell")."""
+    def from_list(cls, values: Sequence[int], precisions: Sequence | None = None) -> Cell:
+        """A cell from its ``4 * B`` integers (already validated, or validated as "cell") and
+        optionally the ``2 * B`` precision names of its op slots (``None``: the run's)."""
         values = [int(v) for v in values]
-        return cls(tuple(Node(*values[i:i + 4]) for i in range(0, len(values), 4)))
+        precisions = list(precisions) if precisions is not None else [None] * (len(values) // 2)
+        return cls(tuple(Node(*values[i:i + 4], precisions[i // 2], precisions[i // 2 + 1])
+                         for i in range(0, len(values), 4)))
+
+    @property
+    def precisions(self) -> list:
+        """The ``2 * B`` precision names of the op slots (``None``: the run's precision)."""
+        return [p for node in self.nodes for p in node.precisions]
+
+    @property
+    def is_mixed(self) -> bool:
+        """Some op names its precision."""
+        return any(p is not None for p in self.precisions)
 
     @property
     def num_nodes(self) -> int:
@@ -210,7 +283,7 @@ class Cell:
                 for slot, op in enumerate(node.ops)}
 
     def __str__(self) -> str:
-        return "[" + " ".join(str(v) for v in self.to_list()) + "]"
+        return "[" + " ".join(t for node in self.nodes for t in node.tokens()) + "]"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -229,24 +302,81 @@ class Arc:
 
     @classmethod
     def from_list(cls, values, num_nodes: int | None = None) -> Arc:
-        """An arc from ``8 * B`` integers (normal cell, then reduction cell)."""
-        ints = _as_int_list(values)
+        """An arc from ``8 * B`` integers (normal cell, then reduction cell); in a string, ops
+        may carry their precision (``OP:PRECISION``, see the module docstring)."""
+        annotations = {}
+        ints = _as_int_list(values, annotations)
         validate_arc_array(ints, num_nodes)
-        n = len(ints) // 2
-        return cls(Cell.from_list(ints[:n]), Cell.from_list(ints[n:]))
+        slots = _check_annotations(ints, annotations)
+        n, m = len(ints) // 2, len(slots) // 2
+        return cls(Cell.from_list(ints[:n], slots[:m]), Cell.from_list(ints[n:], slots[m:]))
+
+    @classmethod
+    def from_vector(cls, values, precisions=()) -> Arc:
+        """The arc of a search vector: ``8B`` integers, then (with two or more ``precisions``,
+        names as :func:`precision_name` gives) ``4B`` precision indices, one per op slot in
+        arc order; an op without weights ignores its index."""
+        values = [int(v) for v in np.asarray(values).reshape(-1)]
+        if len(precisions) < 2:
+            return cls.from_list(values)
+        num_nodes = len(values) // 12
+        if len(values) != 12 * num_nodes or num_nodes == 0:
+            raise _fail(f"a mixed-precision search vector has 12 * num_nodes integers, got {len(values)}")
+        ints, indices = values[:8 * num_nodes], values[8 * num_nodes:]
+        validate_arc_array(ints, num_nodes)
+        slots = []
+        for k, index in enumerate(indices):
+            if not 0 <= index < len(precisions):
+                raise _fail(f"precision index {index} at slot {k} is outside 0..{len(precisions) - 1}")
+            slots.append(precision_name(precisions[index]) if SPACE.ops[ints[2 * k + 1]].has_weights else None)
+        n = 4 * num_nodes
+        return cls(Cell.from_list(ints[:n], slots[:2 * num_nodes]), Cell.from_list(ints[n:], slots[2 * num_nodes:]))
+
+    def to_vector(self, precisions=(), default=None) -> list[int]:
+        """Inverse of :meth:`from_vector`: the ``8B`` integers, then (with two or more
+        ``precisions``) each op slot's index in ``precisions``; a slot without a precision has
+        ``default``'s (the run's precision), pools and identity index 0."""
+        if len(precisions) < 2:
+            return self.to_list()
+        names = [precision_name(p) for p in precisions]
+        indices = []
+        for op, name in zip(self.to_list()[1::2], self.normal.precisions + self.reduce.precisions):
+            if not SPACE.ops[op].has_weights:
+                indices.append(0)
+                continue
+            name = name or (None if default is None else precision_name(default))
+            if name not in names:
+                raise _fail(f"precision {name} is not one of the searched precisions {', '.join(names)}")
+            indices.append(names.index(name))
+        return self.to_list() + indices
+
+    def with_precisions(self, default) -> Arc:
+        """The same arc with every op with weights naming its precision (``default`` where it
+        named none)."""
+        name = precision_name(default)
+        cells = [Cell.from_list(cell.to_list(), [p or (name if SPACE.ops[op].has_weights else None)
+                                                  for op, p in zip(cell.to_list()[1::2], cell.precisions)])
+                 for cell in (self.normal, self.reduce)]
+        return Arc(*cells)
+
+    @property
+    def is_mixed(self) -> bool:
+        """Some op names its precision."""
+        return self.normal.is_mixed or self.reduce.is_mixed
 
     @property
     def num_nodes(self) -> int:
         return self.normal.num_nodes
 
     def to_list(self) -> list[int]:
+        """The ``8B`` integers (without precisions)."""
         return self.normal.to_list() + self.reduce.to_list()
 
     def to_numpy(self) -> np.ndarray:
         return np.array([self.normal.to_list(), self.reduce.to_list()], dtype=np.int32)
 
     def __str__(self) -> str:
-        return " ".join(str(v) for v in self.to_list())
+        return " ".join(t for cell in (self.normal, self.reduce) for node in cell.nodes for t in node.tokens())
 
 
 def parse_arc(value, num_nodes: int | None = None) -> Arc:
@@ -262,8 +392,9 @@ def parse_arc(value, num_nodes: int | None = None) -> Arc:
     return Arc.from_list(value, num_nodes)
 
 
-def random_arc(num_nodes: int, rng: np.random.Generator) -> Arc:
-    """A uniformly random valid arc: each id uniform over ``0 .. j + 1``, each op over ops."""
+def random_arc(num_nodes: int, rng: np.random.Generator, precisions=()) -> Arc:
+    """A uniformly random valid arc: each id uniform over ``0 .. j + 1``, each op over ops (and,
+    with two or more ``precisions``, each op with weights a uniform precision of them)."""
     num_nodes = _check_num_nodes(num_nodes)
     if num_nodes is None:
         raise _fail("random_arc needs num_nodes")
@@ -275,5 +406,10 @@ def random_arc(num_nodes: int, rng: np.random.Generator) -> Arc:
             ids = rng.integers(0, space.input_choices(j), size=2)
             ops = rng.integers(0, space.num_ops, size=2)
             values += [int(ids[0]), int(ops[0]), int(ids[1]), int(ops[1])]
-        cells.append(Cell.from_list(values))
+        slots = None
+        if len(precisions) >= 2:
+            names = [precision_name(p) for p in precisions]
+            slots = [names[int(rng.integers(0, len(names)))] if SPACE.ops[op].has_weights else None
+                     for op in values[1::2]]
+        cells.append(Cell.from_list(values, slots))
     return Arc(*cells)

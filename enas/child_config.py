@@ -5,7 +5,7 @@ form. No TensorFlow: the scripts check these settings before importing it (see
 import dataclasses
 
 from enas.errors import ConfigError
-from enas.precision import PrecisionPolicy
+from enas.precision import Precision, PrecisionPolicy
 
 
 def default_reduction_layers(num_layers):
@@ -27,6 +27,9 @@ class ChildConfig:
     use_aux_heads: bool = False
     reduction_layers: tuple = None  # None: default_reduction_layers(num_layers)
     policy: PrecisionPolicy = PrecisionPolicy()
+    # Search mode: the precisions an op with weights may take (names, e.g. ("binary", "4bit"));
+    # fewer than two: not searched, every op has the policy's precision.
+    search_precisions: tuple = ()
 
     def __post_init__(self):
         for name in ("num_layers", "num_nodes", "out_filters", "num_classes"):
@@ -38,6 +41,10 @@ class ChildConfig:
             value = getattr(self, name)
             if not 0 < value <= 1:
                 raise ConfigError(f"child {name} must be in (0, 1], got {value!r}")
+        names = tuple(Precision.parse(p, self.policy.default.bits).short_name() for p in self.search_precisions)
+        if len(set(names)) != len(names):
+            raise ConfigError(f"--search_precisions names a precision twice: {','.join(names)}")
+        object.__setattr__(self, "search_precisions", names if len(names) >= 2 else ())
         if self.reduction_layers is None:
             object.__setattr__(self, "reduction_layers", default_reduction_layers(self.num_layers))
         total = self.num_layers + 2
@@ -61,13 +68,24 @@ class ChildConfig:
             "num_classes": self.num_classes, "keep_prob": self.keep_prob,
             "drop_path_keep_prob": self.drop_path_keep_prob, "use_aux_heads": self.use_aux_heads,
             "reduction_layers": [int(r) for r in self.reduction_layers], "precision": self.policy.to_json(),
+            "search_precisions": list(self.search_precisions),
         }
 
     @classmethod
     def from_json(cls, data):
         data = dict(data)
         policy = PrecisionPolicy.from_json(data.pop("precision"))
+        data["search_precisions"] = tuple(data.get("search_precisions", ()))  # absent: recorded before it existed
         return cls(**{**data, "reduction_layers": tuple(data["reduction_layers"])}, policy=policy)
+
+
+def parse_precision_list(text):
+    """``"binary,ternary,4bit"`` -> ``("binary", "ternary", "4bit")``; empty -> ``()``."""
+    items = [t.strip() for t in str(text or "").replace(" ", ",").split(",") if t.strip()]
+    try:
+        return tuple(Precision.parse(t).short_name() for t in items)
+    except ConfigError as e:
+        raise ConfigError(f"bad --search_precisions {text!r}: {e}; e.g. 'binary,ternary,4bit'") from None
 
 
 def parse_layer_list(text):

@@ -171,7 +171,7 @@ class ChildTrainer:
         image_shape = (None,) + tuple(model.input_image_shape)
         specs = [tf.TensorSpec(image_shape, tf.float32), tf.TensorSpec([None], tf.int32)]
         if search_mode:
-            specs.append(tf.TensorSpec([model.space.arc_length], tf.int32))
+            specs.append(tf.TensorSpec([model.space.vector_length], tf.int32))
         if jit_compile and search_mode and not getattr(model, "static_shapes", False):
             raise ConfigError("XLA needs a search child built with static_shapes=True")
         if jit_compile:  # XLA wants static shapes: one trace per batch size (not per arc)

@@ -11,6 +11,8 @@ section         class                       flags (``--help`` of a script lists 
 ``child``       :class:`ChildConfig`        ``child_num_layers`` ... ``child_precision_overrides``
 ``training``    :class:`TrainingConfig`     ``batch_size``, ``num_epochs``, ``child_lr_*``, ...
 ``controller``  :class:`ControllerConfig`   ``controller_*``, ``num_sampled_arcs`` (search only)
+``cost``        :class:`CostConfig`         ``target_memory_kib``, ``target_ops``, ``cost_*``
+                                            (search only)
 ``output``      :class:`OutputConfig`       ``output_dir``, ``log_every``, ``seed``, ...
 ==============  ==========================  ===================================================
 
@@ -33,7 +35,7 @@ import json
 
 from enas import recipes
 from enas.arc import parse_arc
-from enas.child_config import ChildConfig, parse_layer_list
+from enas.child_config import ChildConfig, parse_layer_list, parse_precision_list
 from enas.errors import ConfigError
 from enas.precision import PrecisionPolicy
 
@@ -162,6 +164,68 @@ class ControllerConfig:
         _positive(self, "final_pick_top")
 
 
+COST_CONSTRAINTS = ("soft", "hard")
+
+
+@dataclasses.dataclass(frozen=True)
+class CostConfig:
+    """The cost term of the search's reward (MnasNet's, Tan et al. 2019):
+
+        reward = accuracy * prod over targets T of (cost_T / T) ** w
+
+    with ``w = cost_weight`` (default -0.07). ``cost_constraint="hard"`` applies ``w`` only above
+    the target (a factor 1 within it). A target of 0 is not used; without targets the reward is
+    the accuracy."""
+
+    target_memory_kib: float = 0.0
+    target_ops: float = 0.0
+    cost_weight: float = -0.07
+    cost_constraint: str = "soft"
+
+    def __post_init__(self):
+        if self.target_memory_kib < 0 or self.target_ops < 0:
+            raise ConfigError("--target_memory_kib and --target_ops must be >= 0 (0: no target)")
+        if self.cost_weight > 0:
+            raise ConfigError(f"--cost_weight must be <= 0 (a penalty for cost), got {self.cost_weight}")
+        if self.cost_constraint not in COST_CONSTRAINTS:
+            raise ConfigError(f"unknown --cost_constraint {self.cost_constraint!r}: use one of "
+                              f"{', '.join(COST_CONSTRAINTS)}")
+
+    @property
+    def has_target(self):
+        return self.target_memory_kib > 0 or self.target_ops > 0
+
+    def targets(self):
+        """``[(metric index 0 memory / 1 ops, target)]`` of the targets set."""
+        return [(i, t) for i, t in enumerate((self.target_memory_kib, self.target_ops)) if t > 0]
+
+    def meets(self, memory_kib, ops):
+        """Within every target set."""
+        return all((memory_kib, ops)[i] <= t for i, t in self.targets())
+
+    def factor(self, memory_kib, ops):
+        """The reward's cost factor (Python floats)."""
+        out = 1.0
+        for i, target in self.targets():
+            value = (memory_kib, ops)[i]
+            if self.cost_constraint == "soft" or value > target:
+                out *= (value / target) ** self.cost_weight
+        return out
+
+    def tf_factor(self, memory_kib, ops):
+        """The reward's cost factor of float32 scalar tensors (traceable)."""
+        import tensorflow as tf
+
+        out = tf.constant(1.0, tf.float32)
+        for i, target in self.targets():
+            value = (memory_kib, ops)[i]
+            factor = tf.pow(value / target, self.cost_weight)
+            if self.cost_constraint == "hard":
+                factor = tf.where(value > target, factor, 1.0)
+            out = out * factor
+        return out
+
+
 @dataclasses.dataclass(frozen=True)
 class OutputConfig:
     """Where the run writes, how often it reports, and its seed."""
@@ -213,9 +277,11 @@ _FLAT = {
     "num_sampled_arcs": ("controller", "num_sampled_arcs"),
     "final_pick_samples": ("controller", "final_pick_samples"),
     "final_pick_top": ("controller", "final_pick_top"),
+    **{f.name: ("cost", f.name) for f in dataclasses.fields(CostConfig)},
 }
 _SECTIONS = {"data": DataConfig, "training": TrainingConfig, "controller": ControllerConfig,
-             "output": OutputConfig}
+             "output": OutputConfig, "cost": CostConfig}
+_SEARCH_SECTIONS = ("controller", "cost")
 _FLAG_OF = {(_SECTIONS[section], name): flag for flag, (section, name) in _FLAT.items()}
 _CHILD_FLAGS = {  # flag -> default
     "child_num_layers": ChildConfig.num_layers, "child_num_cells": ChildConfig.num_nodes,
@@ -223,9 +289,10 @@ _CHILD_FLAGS = {  # flag -> default
     "child_keep_prob": ChildConfig.keep_prob, "child_drop_path_keep_prob": ChildConfig.drop_path_keep_prob,
     "child_use_aux_heads": ChildConfig.use_aux_heads,
     **PrecisionPolicy.FLAG_DEFAULTS,
+    "search_precisions": "",
 }
-_SEARCH_ONLY = {"child_xla", "num_sampled_arcs", "final_pick_samples", "final_pick_top"} | \
-    {k for k in _FLAT if k.startswith("controller_")}
+_SEARCH_ONLY = {"child_xla", "num_sampled_arcs", "final_pick_samples", "final_pick_top", "search_precisions"} | \
+    {k for k, (section, _) in _FLAT.items() if section in _SEARCH_SECTIONS}
 
 
 _TYPES = {"str | None": str, "int | None": int, "float | None": float, "bool | None": bool}
@@ -250,7 +317,7 @@ def flag_names(mode):
     _check_mode(mode)
     only_other = _SEARCH_ONLY if mode == "train" else _TRAIN_ONLY
     names = [k for k in _FLAT if k not in only_other]
-    names += list(_CHILD_FLAGS)
+    names += [k for k in _CHILD_FLAGS if k not in only_other]
     if mode == "train":
         names.append("child_fixed_arc")
     return names
@@ -323,6 +390,7 @@ class RunConfig:
     output: OutputConfig = OutputConfig()
     controller: ControllerConfig | None = None
     fixed_arc: str | None = None
+    cost: CostConfig | None = None
 
     def __post_init__(self):
         _check_mode(self.mode)
@@ -334,10 +402,16 @@ class RunConfig:
             arc = parse_arc(self.fixed_arc, self.child.num_nodes)
             object.__setattr__(self, "fixed_arc", str(arc))
             object.__setattr__(self, "controller", None)
+            object.__setattr__(self, "cost", None)
+            if self.child.search_precisions:
+                raise ConfigError("search_precisions is a search setting; a training run's ops name their "
+                                  "precision in the architecture (\"0 0:binary ...\")")
         else:
             object.__setattr__(self, "fixed_arc", None)
             if self.controller is None:
                 object.__setattr__(self, "controller", ControllerConfig())
+            if self.cost is None:
+                object.__setattr__(self, "cost", CostConfig())
 
     # --- flat settings (flags) -----------------------------------------------------------------
     @classmethod
@@ -351,7 +425,7 @@ class RunConfig:
         s = default_settings(mode, {k: v for k, v in settings.items() if k in names}, dataset)
         sections = {}
         for name, section_cls in _SECTIONS.items():
-            if name == "controller" and mode == "train":
+            if name in _SEARCH_SECTIONS and mode == "train":
                 continue
             fields = {field: s[flag] for flag, (section, field) in _FLAT.items()
                       if section == name and flag in s}
@@ -368,6 +442,7 @@ class RunConfig:
             use_aux_heads=s["child_use_aux_heads"],
             reduction_layers=parse_layer_list(s["child_reduction_layers"]),
             policy=PrecisionPolicy.from_settings(s),
+            search_precisions=parse_precision_list(s.get("search_precisions", "")),
         )
         return cls(mode=mode, dataset=dataset, child=child, fixed_arc=None if fixed_arc is None else str(fixed_arc),
                    **sections)
@@ -389,13 +464,15 @@ class RunConfig:
         })
         if self.mode == "train":
             s["child_fixed_arc"] = self.fixed_arc
+        else:
+            s["search_precisions"] = ",".join(c.search_precisions)
         return s
 
     # --- JSON ----------------------------------------------------------------------------------
     def to_json(self):
         """Plain-JSON dict of the whole configuration (inverse: :meth:`from_json`)."""
         out = {"version": CONFIG_VERSION, "mode": self.mode, "dataset": self.dataset}
-        for name in ("data", "training", "output", "controller"):
+        for name in ("data", "training", "output", "controller", "cost"):
             section = getattr(self, name)
             if section is not None:
                 out[name] = dataclasses.asdict(section)
@@ -433,6 +510,8 @@ class RunConfig:
         }
         if self.mode == "search":
             identity.update(controller_type=self.controller.type, seed=self.output.seed)
+            if self.child.search_precisions:  # absent otherwise: older run folders stay resumable
+                identity["search_precisions"] = list(self.child.search_precisions)
         return identity
 
     def replace(self, **sections):

@@ -62,14 +62,18 @@ def _check_seed(seed) -> int | None:
     return int(seed)
 
 
-def allowed_choices(num_nodes: int, num_ops: int) -> np.ndarray:
+def allowed_choices(num_nodes: int, num_ops: int, num_precisions: int = 1) -> np.ndarray:
     """int32 ``[8 * B]``: the number of allowed values at each position of an arc.
 
     Position ``4 * j + 0`` and ``4 * j + 2`` (input ids of node ``j``) allow ``j + 2`` values,
     positions ``4 * j + 1`` and ``4 * j + 3`` (ops) allow ``num_ops``; same for both cells
-    (:meth:`enas.search_space.SearchSpace.choices`).
+    (:meth:`enas.search_space.SearchSpace.choices`). With ``num_precisions >= 2`` the ``4 * B``
+    precision positions that follow allow ``num_precisions`` each (``[12 * B]`` in all).
     """
-    return np.array(decision_choices(num_nodes, num_ops), dtype=np.int32)
+    choices = decision_choices(num_nodes, num_ops)
+    if num_precisions >= 2:
+        choices += [num_precisions] * (4 * num_nodes)
+    return np.array(choices, dtype=np.int32)
 
 
 class Controller(tf.Module):
@@ -83,6 +87,8 @@ class Controller(tf.Module):
     Args:
         num_nodes: ``B``, nodes per cell.
         num_ops: number of candidate ops (5 in the ENAS micro space).
+        num_precisions: precisions an op with weights may take; two or more add ``4 * B``
+            precision decisions after the ``8 * B`` (see :func:`allowed_choices`).
         seed: seeds ``self.rng`` (``tf.random.Generator.from_seed``); None for a
             non-deterministic state.
     """
@@ -90,11 +96,12 @@ class Controller(tf.Module):
     #: Whether the controller has trainable parameters that REINFORCE can update.
     _LEARNS = False
 
-    def __init__(self, num_nodes: int = 5, num_ops: int = 5, *, seed: int | None = None,
-                 name: str | None = None):
+    def __init__(self, num_nodes: int = 5, num_ops: int = 5, *, num_precisions: int = 1,
+                 seed: int | None = None, name: str | None = None):
         super().__init__(name=name)
         self.num_nodes = _check_positive_int(num_nodes, "num_nodes")
         self.num_ops = _check_positive_int(num_ops, "num_ops")
+        self.num_precisions = _check_positive_int(num_precisions, "num_precisions")
         self.seed = _check_seed(seed)
         if self.seed is None:
             self.rng = tf.random.Generator.from_non_deterministic_state()
@@ -103,8 +110,8 @@ class Controller(tf.Module):
 
     @property
     def arc_length(self) -> int:
-        """``8 * num_nodes``."""
-        return 8 * self.num_nodes
+        """``8 * num_nodes`` (``12 * num_nodes`` when the precision is searched)."""
+        return (12 if self.num_precisions >= 2 else 8) * self.num_nodes
 
     @property
     def learns(self) -> bool:
@@ -128,11 +135,12 @@ class Controller(tf.Module):
             values = np.asarray(arc)
             if values.size != self.arc_length:
                 raise ArcError(f"bad architecture: expected {self.arc_length} integers "
-                               f"(2 cells x {self.num_nodes} nodes x 4), got {values.size}")
+                               f"(2 cells x {self.num_nodes} nodes x {self.arc_length // (2 * self.num_nodes)}), "
+                               f"got {values.size}")
             values = values.reshape(-1)
             if not np.issubdtype(values.dtype, np.integer):
                 raise ArcError("bad architecture: the values must be integers")
-            limits = allowed_choices(self.num_nodes, self.num_ops)
+            limits = allowed_choices(self.num_nodes, self.num_ops, self.num_precisions)
             bad = np.flatnonzero((values < 0) | (values >= limits))
             if bad.size:
                 k = int(bad[0])
@@ -154,10 +162,10 @@ class RandomController(Controller):
 
     _LEARNS = False
 
-    def __init__(self, num_nodes: int = 5, num_ops: int = 5, *, seed: int | None = None,
-                 name: str = "random_controller"):
-        super().__init__(num_nodes, num_ops, seed=seed, name=name)
-        self._limits = allowed_choices(self.num_nodes, self.num_ops)
+    def __init__(self, num_nodes: int = 5, num_ops: int = 5, *, num_precisions: int = 1,
+                 seed: int | None = None, name: str = "random_controller"):
+        super().__init__(num_nodes, num_ops, num_precisions=num_precisions, seed=seed, name=name)
+        self._limits = allowed_choices(self.num_nodes, self.num_ops, self.num_precisions)
         self.uniform_log_prob = -float(np.sum(np.log(self._limits.astype(np.float64))))
 
     @tf.autograph.experimental.do_not_convert
@@ -208,8 +216,10 @@ class ReinforceTrainer(tf.Module):
 
     Args:
         controller: a controller with ``learns == True``.
-        reward_fn: ``reward_fn(arc: int32 [8 * B]) -> float32 scalar`` (the accuracy of the child
-            network on a validation minibatch); traced into the compiled step, so it must be
+        reward_fn: ``reward_fn(arc: int32 [arc_length]) -> float32 scalar`` (the accuracy of the
+            child network on a validation minibatch), or a pair ``(accuracy, reward)`` when the
+            reward is not the accuracy (the cost-aware search: accuracy times a cost factor;
+            ``R_n`` then uses the reward, ``accuracy`` in the logs stays the accuracy); traced into the compiled step, so it must be
             TensorFlow-traceable (it may call Keras models and iterate tf.data iterators). Unless
             it already is a :func:`tf.function`, it is wrapped in one (with autograph), so its
             Python code runs once, at the single trace of the step.
@@ -278,8 +288,8 @@ class ReinforceTrainer(tf.Module):
             tape.watch(variables)
             sample = self.controller.sample()
             with tape.stop_recording():
-                accuracy = tf.reshape(tf.cast(self._reward.fn(sample.arc), tf.float32), [])
-                reward = accuracy + self.entropy_weight * sample.entropy
+                accuracy, shaped = _accuracy_and_reward(self._reward.fn(sample.arc))
+                reward = shaped + self.entropy_weight * sample.entropy
                 self.baseline.assign_sub(
                     (1.0 - self.baseline_decay) * (self.baseline - reward))
                 advantage = tf.stop_gradient(reward - self.baseline)
@@ -323,6 +333,16 @@ class ReinforceTrainer(tf.Module):
             "baseline": tf.identity(self.baseline.read_value()),
             "arc": arc,
         }
+
+
+def _accuracy_and_reward(out):
+    """``reward_fn``'s result as float32 scalars ``(accuracy, reward)``: a scalar is both; a pair is
+    ``(accuracy, reward)`` (e.g. the accuracy and the accuracy times a cost factor)."""
+    if isinstance(out, (tuple, list)):
+        accuracy, reward = out
+    else:
+        accuracy = reward = out
+    return (tf.reshape(tf.cast(accuracy, tf.float32), []), tf.reshape(tf.cast(reward, tf.float32), []))
 
 
 __all__ = ["ArcSample", "Controller", "RandomController", "ReinforceTrainer", "allowed_choices"]

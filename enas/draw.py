@@ -68,7 +68,8 @@ class Edge:
     """An arrow ``src -> dst`` (ids, or :data:`OUTPUT`) drawn as a quadratic Bezier curve.
 
     ``rad`` is matplotlib's ``arc3`` curvature between the two box centres; ``op`` is None for
-    the unlabelled edges into the concat box; ``label_xy`` is the centre of the op label.
+    the unlabelled edges into the concat box; ``label_xy`` is the centre of the op label;
+    ``precision`` the op's own precision in a mixed-precision arc (shown after the op's name).
     """
 
     src: int
@@ -77,10 +78,13 @@ class Edge:
     slot: int | None
     rad: float
     label_xy: tuple[float, float] | None = None
+    precision: str | None = None
 
     @property
     def label(self) -> str | None:
-        return None if self.op is None else OP_LABELS[self.op]
+        if self.op is None:
+            return None
+        return OP_LABELS[self.op] if self.precision is None else f"{OP_LABELS[self.op]} \u00b7 {self.precision}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -241,7 +245,8 @@ def cell_layout(cell: Cell) -> CellLayout:
     routed = []
     for j, node in enumerate(cell.nodes):
         dst = j + 2
-        for slot, (src, op) in enumerate(((node.x_id, node.x_op), (node.y_id, node.y_op))):
+        for slot, (src, op, precision) in enumerate(((node.x_id, node.x_op, node.x_precision),
+                                                      (node.y_id, node.y_op, node.y_precision))):
             if node.x_id == node.y_id:
                 sign = 1 if slot == 0 else -1
                 rads = tuple(sign * r for r in _PAIR_RADS)
@@ -249,7 +254,7 @@ def cell_layout(cell: Cell) -> CellLayout:
                 rads = _RADS
             rad = _route(boxes, src, dst, rads, taken)
             taken.add((src, dst, round(rad, 3)))
-            routed.append(Edge(src, dst, op, slot, rad))
+            routed.append(Edge(src, dst, op, slot, rad, precision=precision))
     output_edges = [Edge(i, OUTPUT, None, None, _route(boxes, i, OUTPUT, _RADS, taken))
                     for i in unused]
 
@@ -283,7 +288,7 @@ def cell_layout(cell: Cell) -> CellLayout:
 
 
 def _cell_summary(cell: Cell) -> str:
-    return " | ".join(" ".join(str(v) for v in node.to_list()) for node in cell.nodes)
+    return " | ".join(" ".join(node.tokens()) for node in cell.nodes)
 
 
 def draw_cell(cell: Cell, title: str, path: str) -> CellLayout:

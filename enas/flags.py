@@ -15,6 +15,14 @@ from enas import config, recipes
 from enas.errors import ConfigError
 
 FLAG_HELP = {
+    # mixed precision and cost (search)
+    "search_precisions": "Search the precision of each separable conv too, among these "
+                         "(e.g. 'binary,ternary,4bit'); empty: every op has --child_quantization's.",
+    "target_memory_kib": "Weight-memory target in KiB (as summarize_arc.py counts it); 0: none. "
+                         "reward = acc * (memory / target) ** cost_weight.",
+    "target_ops": "OPs target (FLOPs + BOPs / 64, as summarize_arc.py counts it); 0: none.",
+    "cost_weight": "MnasNet's exponent w of the cost factor (cost / target) ** w; <= 0.",
+    "cost_constraint": "soft: the factor applies everywhere; hard: only above the target.",
     # data and run
     "data_path": "Folder with the dataset files (downloaded there when absent and online).",
     "output_dir": "Folder for checkpoints, logs and results; a rerun resumes from it.",

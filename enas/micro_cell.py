@@ -162,15 +162,21 @@ class MicroCell(keras.layers.Layer):
             and gather one, the original's method; for benchmarks).
         static_shapes: search mode only: every tensor shape is known at trace time (the combine
             masks instead of gathering; needed to compile the step with XLA).
+        op_precision: fixed mode: ``op_precision(name)`` is the :class:`Precision` of an op that
+            names its precision in ``fixed_cell`` (default :meth:`Precision.parse`).
+        search_precisions: search mode: the precisions (two or more) an op with weights may
+            take; its choice is an int32 ``[2B]`` tensor at call time. Each such op keeps one
+            set of latent weights for all of them (:class:`enas.micro_ops.SepConv`).
 
-    Call: ``cell([prev_prev, prev], arc=None, training=None)`` with inputs
-    ``(batch, H_i, W_i, C_i)``; ``arc`` an int32 tensor ``[4B]`` in search mode.
-    Output ``(batch, H, W, filters)`` where ``H, W`` are ``prev``'s.
+    Call: ``cell([prev_prev, prev], arc=None, precisions=None, training=None)`` with inputs
+    ``(batch, H_i, W_i, C_i)``; ``arc`` an int32 tensor ``[4B]`` in search mode and, when the
+    precision is searched, ``precisions`` int32 ``[2B]`` (an index into ``search_precisions``
+    per op slot, in arc order). Output ``(batch, H, W, filters)`` where ``H, W`` are ``prev``'s.
     """
 
     def __init__(self, num_nodes, filters, precision=Precision(), fixed_cell=None,
                  drop_path_keep_prob=None, batch_stats=False, op_selection="switch",
-                 static_shapes=False, **kwargs):
+                 static_shapes=False, op_precision=None, search_precisions=(), **kwargs):
         super().__init__(**kwargs)
         if op_selection not in SELECT_MODES:
             raise ValueError(f"op_selection must be one of {SELECT_MODES}, got {op_selection!r}")
@@ -187,6 +193,8 @@ class MicroCell(keras.layers.Layer):
         self.drop_path_keep_prob = drop_path_keep_prob
         self.batch_stats = batch_stats
         self._op_kw = dict(precision=self.precision, batch_stats=batch_stats)
+        self.op_precision = op_precision or Precision.parse
+        self.search_precisions = tuple(search_precisions) if fixed_cell is None and len(search_precisions) >= 2 else ()
         self.ops_bank = SharedLayers(name="ops")
         self.combine = CellCombine(
             self.space.num_ids, filters,
@@ -215,10 +223,22 @@ class MicroCell(keras.layers.Layer):
             layer = self.ops_bank.get_or_create(
                 op_key(node, slot, op),
                 lambda: micro_ops.make_op(op, self.filters, in_switch=self.fixed_cell is None, space=self.space,
-                                          **self._op_kw),
+                                          alternatives=self.search_precisions,
+                                          **self._op_kw_of(node, slot)),
             )
             layer.build(node_shape)
         self.combine.build([node_shape] * self.space.num_ids)
+
+    def _op_kw_of(self, node, slot):
+        """The op layer's precision: the one its node names (fixed mode) or the cell's; in a
+        mixed-precision search, the first searched precision owns the latent weights."""
+        if self.search_precisions:
+            return {**self._op_kw, "precision": self.search_precisions[0]}
+        if self.fixed_cell is not None:
+            name = self.fixed_cell.nodes[node].precisions[slot]
+            if name is not None:
+                return {**self._op_kw, "precision": self.op_precision(name)}
+        return self._op_kw
 
     def keep_probability(self, drop_path_scale=1.0):
         """Drop-path keep probability of this cell's op outputs at training progress
@@ -237,19 +257,44 @@ class MicroCell(keras.layers.Layer):
         mask = keras.random.uniform((ops.shape(x)[0], 1, 1, 1), seed=self.seed_generator) < keep
         return ops.where(mask, x / keep, ops.zeros_like(x))
 
-    def _apply_op(self, node, slot, op, x, training, drop_path_scale):
-        y = self.ops_bank[op_key(node, slot, op)](x, training=training)
+    def _apply_op(self, node, slot, op, x, training, drop_path_scale, precision_index=None):
+        layer = self.ops_bank[op_key(node, slot, op)]
+        if precision_index is None:
+            y = layer(x, training=training)
+        else:
+            y = layer(x, training=training, precision_index=precision_index)
         if op != self.space.identity_op:
             y = self._drop_path(y, training, drop_path_scale)
         return y
 
-    def call(self, inputs, arc=None, training=None, drop_path_scale=1.0):
+    def _branches(self, node, slot, x, training, drop_path_scale):
+        """The op branches of a slot: one per op, or, in a mixed-precision search, one per
+        (op with weights, precision) pair and one per op without weights."""
+        branches = []
+        for o in range(self.space.num_ops):
+            precisions = range(len(self.search_precisions)) if self.search_precisions and \
+                self.space.ops[o].has_weights else [None]
+            for p in precisions:
+                branches.append(lambda o=o, p=p: self._apply_op(node, slot, o, x, training, drop_path_scale, p))
+        return branches
+
+    def _branch_index(self, op_id, precision_id):
+        """Index of (op, precision) among :meth:`_branches` (int32 scalar tensors)."""
+        weighted = [int(op.has_weights) for op in self.space.ops]
+        count = len(self.search_precisions)
+        offsets = [sum(count if w else 1 for w in weighted[:o]) for o in range(self.space.num_ops)]
+        return tf.gather(tf.constant(offsets, tf.int32), op_id) + \
+            tf.gather(tf.constant(weighted, tf.int32), op_id) * precision_id
+
+    def call(self, inputs, arc=None, training=None, drop_path_scale=1.0, precisions=None):
         if self.fixed_cell is not None:
             choices = self.fixed_cell.to_list()
         elif arc is None:
             raise ValueError("a search-mode MicroCell needs `arc` (int32 tensor [4B]) at call time")
         else:
             choices = [arc[i] for i in range(self.space.cell_length)]
+            if self.search_precisions and precisions is None:
+                raise ValueError("a mixed-precision search cell needs `precisions` (int32 tensor [2B]) at call time")
         nodes = [layer(x, training=training) for layer, x in zip(self.calibrations, inputs)]
         states = None if self.fixed_cell is not None else NodeStates(nodes, self.space.num_ids)
         for node in range(self.num_nodes):
@@ -258,10 +303,12 @@ class MicroCell(keras.layers.Layer):
                 position = self.space.input_position(node, slot)
                 input_id, op_id = choices[position], choices[position + 1]
                 x = nodes[input_id] if states is None else states.read(input_id)
-                out = out + select(op_id, [
-                    lambda o=o, x=x, s=slot, n=node: self._apply_op(n, s, o, x, training, drop_path_scale)
-                    for o in range(self.space.num_ops)
-                ], self.op_selection)
+                if self.search_precisions:
+                    index = self._branch_index(op_id, precisions[2 * node + slot])
+                else:
+                    index = op_id
+                out = out + select(index, self._branches(node, slot, x, training, drop_path_scale),
+                                   self.op_selection)
             nodes.append(out)
             if states is not None:
                 states.append(out)

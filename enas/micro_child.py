@@ -13,7 +13,10 @@ Layout (ENAS micro, Pham et al. 2018)::
 Reduction layers default to ENAS's ``[L // 3, 2 * (L // 3) + 1]`` for ``L = num_layers``
 (1/3 and 2/3 of the depth). ``fixed_arc`` set: fixed mode (only the chosen ops exist);
 ``fixed_arc=None``: search mode, ``arc`` (int32 ``[8B]``: normal cell then reduction cell) is
-passed at call time and every op position has one shared layer.
+passed at call time and every op position has one shared layer. With two or more
+``config.search_precisions`` the search vector is ``[12B]``: the ``8B`` decisions, then one
+precision index per op slot (normal cell's ``2B``, reduction cell's ``2B``), see
+:meth:`enas.arc.Arc.to_vector`.
 """
 
 import keras
@@ -55,8 +58,10 @@ class MicroChild(keras.Model):
         self.fixed_arc = None if fixed_arc is None else parse_arc(fixed_arc, config.num_nodes)
         self.search_mode = self.fixed_arc is None
         self.static_shapes = bool(static_shapes)
-        self.space = SearchSpace(config.num_nodes)
         policy = config.policy
+        search_precisions = tuple(policy.with_options(p) for p in config.search_precisions) \
+            if self.search_mode else ()
+        self.space = SearchSpace(config.num_nodes, precisions=tuple(p.short_name() for p in search_precisions))
         self.drop_path_scale = self.add_weight(
             name="drop_path_scale", shape=(), initializer="ones", trainable=False
         )
@@ -85,7 +90,8 @@ class MicroChild(keras.Model):
             self.cells.append(MicroCell(
                 config.num_nodes, filters, fixed_cell=fixed_cell,
                 drop_path_keep_prob=self._layer_keep_prob(layer_id), op_selection=op_selection,
-                static_shapes=static_shapes, name=f"layer_{layer_id}", **kw,
+                static_shapes=static_shapes, name=f"layer_{layer_id}", op_precision=policy.with_options,
+                search_precisions=search_precisions, **kw,
             ))
         self.aux_layer = max(config.reduction_layers) + 1 if config.reduction_layers else None
         self.aux_head = None
@@ -131,28 +137,39 @@ class MicroChild(keras.Model):
         self.classifier.build((input_shape[0], prev[-1]))
 
     def split_arc(self, arc):
-        """``(normal, reduce)`` halves of an int32 ``[8B]`` arc tensor."""
+        """``(normal, reduce)`` halves of an int32 ``[8B]`` arc tensor (of its first ``8B``
+        entries for a ``[12B]`` mixed-precision vector)."""
         half = self.space.cell_length
         arc = tf.convert_to_tensor(arc, tf.int32)
-        return arc[:half], arc[half:]
+        return arc[:half], arc[half:2 * half]
+
+    def split_precisions(self, arc):
+        """``(normal, reduce)`` precision indices (``[2B]`` each) of a ``[12B]`` search vector,
+        or ``(None, None)`` when the precision is not searched."""
+        if not self.space.searches_precision:
+            return None, None
+        start, slots = self.space.arc_length, self.space.cell_length // 2
+        arc = tf.convert_to_tensor(arc, tf.int32)
+        return arc[start:start + slots], arc[start + slots:]
 
     def call(self, images, arc=None, training=False, return_aux=False):
         if self.search_mode:
             if arc is None:
                 raise ValueError("a search-mode MicroChild needs `arc` (int32 tensor [8B]) at call time")
             normal_arc, reduce_arc = self.split_arc(arc)
+            normal_precisions, reduce_precisions = self.split_precisions(arc)
         else:
-            normal_arc = reduce_arc = None
+            normal_arc = reduce_arc = normal_precisions = reduce_precisions = None
         x = self.stem_bn(self.stem(images), training=True if self.search_mode else training)
         prev_prev = prev = x
         aux_logits = None
         for layer_id, (reducer, cell) in enumerate(zip(self.reducers, self.cells)):
-            cell_arc = normal_arc
+            cell_arc, cell_precisions = normal_arc, normal_precisions
             if reducer is not None:
                 prev_prev, prev = prev, reducer(prev, training=training)
-                cell_arc = reduce_arc
+                cell_arc, cell_precisions = reduce_arc, reduce_precisions
             out = cell([prev_prev, prev], arc=cell_arc, training=training,
-                       drop_path_scale=self.drop_path_scale)
+                       drop_path_scale=self.drop_path_scale, precisions=cell_precisions)
             prev_prev, prev = prev, out
             if self.aux_head is not None and layer_id == self.aux_layer and training:
                 aux_logits = self.aux_head(prev, training=training)

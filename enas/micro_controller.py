@@ -37,6 +37,13 @@ stores node ``j`` as ``[x_id, x_op, y_id, y_op]`` (decision order ``x_id, y_id, 
 reduction cell continues from the normal cell's final LSTM state. ``log_prob`` and ``entropy``
 of an :class:`~enas.controller.ArcSample` are summed over both cells.
 
+Precision decisions (``num_precisions = P >= 2``, a mixed-precision search): after each op
+decision, one more LSTM step on ``w_emb[op]``, ``logits = h @ w_prec + b_prec`` ``[1, P]``
+(squashed with the ids' ``tanh_constant``, not the ops' reduced one, so that a budget of low
+precisions can be reached with high probability), a categorical choice stored at position ``8B + 2B * cell + 2j +
+slot`` of the ``[12B]`` vector, and the next input ``w_prec_emb[precision]``. The choice of an op
+without weights means nothing: its log-probability and entropy are multiplied by 0.
+
 Randomness: one ``self.rng.make_seeds(8B)`` per arc gives each decision its own stateless seed
 (``tf.random.stateless_categorical``), so a seeded controller reproduces its sequence of arcs,
 also after restoring a checkpoint (the generator state is a checkpointed variable).
@@ -87,8 +94,11 @@ class MicroController(Controller):
     def __init__(self, num_nodes: int = 5, num_ops: int = 5, lstm_size: int = 64,
                  lstm_num_layers: int = 1, tanh_constant: float | None = 1.10,
                  op_tanh_reduce: float = 2.5, temperature: float | None = None,
-                 seed: int | None = None, name: str = "micro_controller"):
-        super().__init__(num_nodes, num_ops, seed=seed, name=name)
+                 seed: int | None = None, name: str = "micro_controller", num_precisions: int = 1,
+                 weighted_ops=(1, 1, 0, 0, 0)):
+        super().__init__(num_nodes, num_ops, num_precisions=num_precisions, seed=seed, name=name)
+        # 1 for the ops with weights (whose precision decision counts), in op order.
+        self.weighted_ops = tuple(int(w) for w in weighted_ops)[:num_ops]
         self.lstm_size = _check_positive_int(lstm_size, "lstm_size")
         self.lstm_num_layers = _check_positive_int(lstm_num_layers, "lstm_num_layers")
         if tanh_constant is not None and not tanh_constant > 0:
@@ -121,6 +131,11 @@ class MicroController(Controller):
             self.w_attn_1 = uniform([size, size], "w_attn_1")
             self.w_attn_2 = uniform([size, size], "w_attn_2")
             self.v_attn = uniform([size, 1], "v_attn")
+            if self.num_precisions >= 2:
+                p = self.num_precisions
+                self.w_prec = uniform([size, p], "w_prec")
+                self.b_prec = tf.Variable(np.zeros([1, p], np.float32), name="b_prec")
+                self.w_prec_emb = uniform([p, size], "w_prec_emb")
         self._b_soft_no_learn = np.array(
             ([0.25, 0.25] + [-0.25] * k)[:k], np.float32).reshape(1, k)
 
@@ -220,11 +235,19 @@ class MicroController(Controller):
                      else tf.constant(self.tanh_constant / self.op_tanh_reduce, tf.float32)),
             b_soft_no_learn=tf.constant(self._b_soft_no_learn),
             log_probs=[], entropies=[], op_probs=[])
+        if self.num_precisions >= 2:
+            ctx.w_prec = tf.convert_to_tensor(self.w_prec)
+            ctx.b_prec = tf.convert_to_tensor(self.b_prec)
+            ctx.w_prec_emb = tf.convert_to_tensor(self.w_prec_emb)
+            ctx.weighted = tf.constant(self.weighted_ops, tf.float32)
+            ctx.precisions = [None] * (4 * self.num_nodes)
         zeros = tf.zeros([1, self.lstm_size], tf.float32)
         state = ([zeros] * self.lstm_num_layers, [zeros] * self.lstm_num_layers)
         arc_n, state = self._cell(ctx, state, 0, use_bias=True)
         arc_r, _ = self._cell(ctx, state, 4 * self.num_nodes, use_bias=False)
         arc = tf.concat(arc_n + arc_r, axis=0)
+        if self.num_precisions >= 2:
+            arc = tf.concat([arc] + ctx.precisions, axis=0)
         log_prob = tf.reshape(tf.add_n(ctx.log_probs), [])
         entropy = tf.stop_gradient(tf.add_n(ctx.entropies))
         return _Unrolled(arc, log_prob, entropy, tf.concat(ctx.op_probs, axis=0))
@@ -244,12 +267,13 @@ class MicroController(Controller):
         return next_c, next_h
 
     @staticmethod
-    def _decide(ctx, logits, position):
+    def _decide(ctx, logits, position, counts=None):
         """One categorical decision over ``softmax(logits)`` (``[1, n]``) at arc ``position``.
 
         Sampled with the per-decision stateless seed, or read from the given arc. Records
         ``log p(choice)`` (= ``-sparse_softmax_cross_entropy``) and the entropy
-        ``-sum p log p`` in ``ctx``; returns the choice, int32 ``[1]``.
+        ``-sum p log p`` in ``ctx`` (both times ``counts``, a float ``[]``, when given); returns
+        the choice, int32 ``[1]``.
         """
         if ctx.sample:
             choice = tf.random.stateless_categorical(
@@ -257,10 +281,13 @@ class MicroController(Controller):
             choice = tf.squeeze(choice, axis=[1])
         else:
             choice = ctx.choices[position]
-        ctx.log_probs.append(-tf.nn.sparse_softmax_cross_entropy_with_logits(
-            labels=choice, logits=logits))  # [1]
+        log_prob = -tf.nn.sparse_softmax_cross_entropy_with_logits(labels=choice, logits=logits)  # [1]
         log_p = tf.nn.log_softmax(tf.stop_gradient(logits))
-        ctx.entropies.append(-tf.reduce_sum(tf.exp(log_p) * log_p))
+        entropy = -tf.reduce_sum(tf.exp(log_p) * log_p)
+        if counts is not None:
+            log_prob, entropy = log_prob * counts, entropy * counts
+        ctx.log_probs.append(log_prob)
+        ctx.entropies.append(entropy)
         return choice
 
     @staticmethod
@@ -312,6 +339,9 @@ class MicroController(Controller):
                 node[2 * i + 1] = op
                 ctx.op_probs.append(tf.nn.softmax(logits))
                 inputs = self._select(ctx, op, ctx.w_emb)  # w_emb[op], [1, S]
+                if self.num_precisions >= 2:
+                    inputs, state = self._precision(ctx, inputs, state, op, offset // 2 + 2 * j + i)
+
             state = self._lstm(ctx, inputs, state)  # the node's anchor
             h = state[1][-1]
             anchors.append(h)
@@ -319,6 +349,21 @@ class MicroController(Controller):
             inputs = ctx.g_emb
             decisions += node
         return decisions, state
+
+
+    def _precision(self, ctx, inputs, state, op, slot):
+        """The precision decision of op slot ``slot`` (0 .. 4B - 1) after op ``op``: returns the
+        next LSTM input ``w_prec_emb[precision]`` and state."""
+        state = self._lstm(ctx, inputs, state)
+        logits = tf.matmul(state[1][-1], ctx.w_prec) + ctx.b_prec  # [1, P]
+        if ctx.inv_temperature is not None:
+            logits = logits * ctx.inv_temperature
+        if ctx.attn_tanh is not None:  # the ids' C, not the ops' C / op_tanh_reduce: a budget must be reachable
+            logits = ctx.attn_tanh * tf.tanh(logits)
+        counts = tf.reshape(tf.gather(ctx.weighted, op), [])
+        precision = self._decide(ctx, logits, 8 * self.num_nodes + slot, counts)
+        ctx.precisions[slot] = precision
+        return self._select(ctx, precision, ctx.w_prec_emb), state
 
 
 class _Context(types.SimpleNamespace):

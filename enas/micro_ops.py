@@ -175,10 +175,21 @@ class ConvBN(OpLayer):
 
 
 class SepConv(OpLayer):
-    """ENAS separable-conv op: twice ``activation -> separable k x k conv -> BN``; C channels kept."""
+    """ENAS separable-conv op: twice ``activation -> separable k x k conv -> BN``; C channels kept.
 
-    def __init__(self, filters, kernel_size, **kwargs):
+    ``alternatives`` (mixed-precision search): the precisions this op may run at, on the same
+    latent kernels and batch norms; ``call(..., precision_index=i)`` (a Python int) runs it at
+    ``alternatives[i]``: that precision's activation and kernel quantizers (and RSign / RPReLU
+    when it is a binary precision with them). The kernels' initializer and latent clip are those
+    of ``precision``.
+    """
+
+    def __init__(self, filters, kernel_size, alternatives=(), **kwargs):
         super().__init__(**kwargs)
+        self.alternatives = tuple(Precision.parse(p) for p in alternatives) or (self.precision,)
+        self.quantizer_sets = [(p.kernel_quantizer(), p.activation()) for p in self.alternatives]
+        rsign = next((p for p in self.alternatives if p.rsign), None)
+        rprelu = next((p for p in self.alternatives if p.rprelu), None)
         self.stack = []
         for i in range(2):
             conv = QuantSeparableConv2D(
@@ -187,9 +198,9 @@ class SepConv(OpLayer):
                 kernel_quantizer=self.precision.kernel_quantizer(),
                 input_quantizer=self.precision.activation(), name=f"sep_conv_{i}",
             )
-            self.stack.append((threshold_for(self.precision, f"threshold_{i}"), conv,
+            self.stack.append((None if rsign is None else threshold_for(rsign, f"threshold_{i}"), conv,
                                batch_norm(name=f"bn_{i}", batch_stats=self.batch_stats),
-                               after_norm_for(self.precision, f"rprelu_{i}")))
+                               None if rprelu is None else after_norm_for(rprelu, f"rprelu_{i}")))
 
     def build(self, input_shape):
         for threshold, conv, bn, after_norm in self.stack:
@@ -201,10 +212,19 @@ class SepConv(OpLayer):
             if after_norm is not None:
                 after_norm.build(input_shape)
 
-    def call(self, x, training=None):
+    def call(self, x, training=None, precision_index=None):
+        precision = None if precision_index is None else self.alternatives[precision_index]
         for threshold, conv, bn, after_norm in self.stack:
-            x = bn(conv(apply_optional(threshold, x)), training=self._bn_training(training))
-            x = apply_optional(after_norm, x)
+            if precision is None:
+                x = bn(conv(apply_optional(threshold, x)), training=self._bn_training(training))
+                x = apply_optional(after_norm, x)
+                continue
+            kernel_quantizer, activation = self.quantizer_sets[precision_index]
+            if precision.rsign:
+                x = threshold(x)
+            x = bn(conv.call_with(x, kernel_quantizer, activation), training=self._bn_training(training))
+            if precision.rprelu:
+                x = after_norm(x)
         return x
 
 
@@ -251,14 +271,15 @@ class Identity(OpLayer):
         return x
 
 
-def make_op(op_id, filters, precision, batch_stats, in_switch=False, space=DEFAULT_SPACE):
+def make_op(op_id, filters, precision, batch_stats, in_switch=False, space=DEFAULT_SPACE, alternatives=()):
     """Layer of op ``op_id`` of ``space`` (ENAS: 0 sep 3x3, 1 sep 5x5, 2 avg pool, 3 max pool,
     4 identity), built from the op's family (the pools are 3x3).
-    ``in_switch``: the op runs inside a ``tf.switch_case`` branch (search mode)."""
+    ``in_switch``: the op runs inside a ``tf.switch_case`` branch (search mode);
+    ``alternatives``: the precisions an op with weights may run at (mixed-precision search)."""
     op = space.ops[op_id]
     kw = dict(precision=precision, batch_stats=batch_stats)
     if op.family == "sep_conv":
-        return SepConv(filters, op.kernel_size, **kw)
+        return SepConv(filters, op.kernel_size, alternatives=alternatives, **kw)
     if op.family == "avg_pool":
         return Pool("avg", **kw)
     if op.family == "max_pool":

@@ -101,6 +101,10 @@ class Precision:
             return keras.activations.relu
         return cls.for_activation(self.bits)
 
+    def short_name(self):
+        """``binary``, ``ternary``, ``4bit``, ``float``: how an architecture string names it."""
+        return f"{self.bits}bit" if self.kind == "quantized" else self.kind
+
     def __str__(self):
         return f"quantized:{self.bits}" if self.kind == "quantized" else self.kind
 
@@ -222,6 +226,11 @@ class PrecisionPolicy:
         if name == "classifier" and not self.quantize_classifier:
             return FLOAT
         return self.default
+
+    def with_options(self, precision):
+        """``precision`` (a :class:`Precision` or its name) with this policy's binary options
+        when it is binary."""
+        return self._with_options(Precision.parse(precision, self.default.bits))
 
     def _with_options(self, precision):
         if precision.kind != "binary" or not self.binary:

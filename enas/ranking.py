@@ -8,19 +8,23 @@ import itertools
 from enas.arc import Arc
 
 
-def rank_architectures(trainer, dataset, arcs):
-    """``[{"arc": str, "val_acc": float}]`` of the distinct ``arcs`` (Arc or anything
-    :meth:`Arc.from_list` reads), best first (ties keep the sampling order). Each is evaluated on
-    every batch of the finite ``dataset`` with the search-mode ``trainer``'s shared weights."""
+def rank_architectures(trainer, dataset, arcs, precisions=(), default_precision=None):
+    """``[{"arc": str, "val_acc": float}]`` of the distinct ``arcs`` (Arc, an arc string or a
+    search vector), best first (ties keep the sampling order). Each is evaluated on every batch of
+    the finite ``dataset`` with the search-mode ``trainer``'s shared weights. ``precisions``: the
+    searched precision names when the search vectors carry precision indices (an op without a
+    precision then has ``default_precision``)."""
     import tensorflow as tf  # here: the study reads its settings before TensorFlow loads
 
     ranked, seen = [], set()
     for arc in arcs:
-        arc = arc if isinstance(arc, Arc) else Arc.from_list(arc)
+        if not isinstance(arc, Arc):
+            arc = Arc.from_list(arc) if isinstance(arc, str) else Arc.from_vector(arc, precisions)
         if str(arc) in seen:
             continue
         seen.add(str(arc))
-        correct, total = trainer.evaluate(dataset, tf.constant(arc.to_list(), tf.int32))
+        vector = arc.to_vector(precisions, default_precision)
+        correct, total = trainer.evaluate(dataset, tf.constant(vector, tf.int32))
         ranked.append({"arc": str(arc), "val_acc": correct / max(total, 1)})
     return sorted(ranked, key=lambda item: -item["val_acc"])
 

@@ -36,6 +36,7 @@ from enas.errors import ConfigError
 from enas.micro_child import MicroChild
 from enas.micro_controller import MicroController
 from enas.ranking import rank_architectures
+from enas.search_cost import PARETO_FILE, PARETO_PLOT, SearchCost
 
 ARCS_FILE = "arcs.jsonl"
 BEST_FILE = "best_arc.txt"  # the arc string alone: -fixed_arc "$(cat best_arc.txt)"
@@ -43,13 +44,15 @@ BEST_RECORD = "best_arc.json"
 FINAL_PICK = "final_pick.json"
 
 
-def make_controller(config):
-    """The controller of ``config.controller`` for cells of ``config.child.num_nodes`` nodes."""
+def make_controller(config, space):
+    """The controller of ``config.controller`` for the search space ``space`` (its cells'
+    ``num_nodes``, and its precisions when they are searched)."""
     c, num_nodes, seed = config.controller, config.child.num_nodes, config.output.seed
     if c.type == "random":
-        return RandomController(num_nodes, seed=seed)
+        return RandomController(num_nodes, num_precisions=space.num_precisions, seed=seed)
     return MicroController(num_nodes, lstm_size=c.lstm_size, tanh_constant=c.tanh_constant or None,
-                           op_tanh_reduce=c.op_tanh_reduce, temperature=c.temperature or None, seed=seed)
+                           op_tanh_reduce=c.op_tanh_reduce, temperature=c.temperature or None, seed=seed,
+                           num_precisions=space.num_precisions, weighted_ops=space.weighted_ops)
 
 
 class RewardBatches:
@@ -79,18 +82,33 @@ def batch_accuracy(child, batches):
     return accuracy
 
 
+def cost_aware_reward(accuracy_fn, costing):
+    """``reward_fn`` of the cost-aware search: ``(accuracy, accuracy * cost factor)`` of ``arc``,
+    the cost computed from its vector in the same compiled step (:meth:`SearchCost.tf_reward`)."""
+
+    def reward(arc):
+        accuracy = accuracy_fn(arc)
+        return accuracy, costing.tf_reward(accuracy, arc)
+
+    return reward
+
+
 class Search(run_loop.Task):
     """ENAS search: a shared-weight child trained on one sampled architecture per step, then the
     controller phase, the sampled-architecture report and ``best_arc.txt`` after each epoch."""
 
     def build(self, config, data):
         self.config = config
-        self.controller = make_controller(config)
         xla = config.training.xla
         self.model = MicroChild(config.child, static_shapes=xla).build_for(data.image_shape)
+        self.controller = make_controller(config, self.model.space)
         self.trainer = run_loop.make_child_trainer(config, self.model, len(data.x_train), search_mode=True)
         self.reward_batches = RewardBatches(data, config.training.batch_size, config.output.seed)
-        reward_fn = tf.function(batch_accuracy(self.model, self.reward_batches))
+        accuracy_fn = batch_accuracy(self.model, self.reward_batches)
+        self.costing = None
+        if self.model.space.searches_precision or config.cost.has_target:
+            self.costing = SearchCost.build(config, data.image_shape)
+        reward_fn = tf.function(accuracy_fn if self.costing is None else cost_aware_reward(accuracy_fn, self.costing))
         self.ctrl_trainer = None
         if self.controller.learns:
             c = config.controller
@@ -99,7 +117,7 @@ class Search(run_loop.Task):
                 baseline_decay=c.bl_dec, num_aggregate=c.num_aggregate,
             )
             self.controller_step = WithoutGrappler(self.ctrl_trainer.train_step)
-        self.reward_fn = WithoutGrappler(reward_fn)  # for the arcs reported each epoch
+        self.accuracy_fn = WithoutGrappler(tf.function(accuracy_fn))  # for the arcs reported each epoch
 
     def trackables(self):
         trackables = dict(child=self.model, child_optimizer=self.trainer.optimizer, controller=self.controller,
@@ -117,6 +135,7 @@ class Search(run_loop.Task):
             f"Controller: {config.controller.type}; cells of {c.num_nodes} nodes; "
             f"{c.num_layers} layers + 2 reductions; {c.out_filters} filters",
             f"Precision: {c.policy.describe()}",
+        ] + ([] if self.costing is None else [self.costing.describe()]) + [
             f"Shared parameters: {self.model.count_params_used()}",
         ] + run_loop.training_options(config)
 
@@ -144,8 +163,9 @@ class Search(run_loop.Task):
                         ctrl_step, float(out["loss"]), float(out["entropy"]), c.lr, float(out["grad_norm"]),
                         float(out["accuracy"]), float(out["baseline"]), loop.minutes(),
                     ))
-        sampled = sample_and_report(self.controller, self.reward_fn, c.num_sampled_arcs, epoch + 1, loop.log)
-        self.best = record(self.config.output.output_dir, sampled, self.best)
+        sampled = sample_and_report(self.controller, self.accuracy_fn, c.num_sampled_arcs, epoch + 1, loop.log,
+                                    self.costing)
+        self.best = record(self.config.output.output_dir, sampled, self.best, self.costing)
         accuracies = [item["val_acc"] for item in sampled]
         if accuracies:
             # Same x axis as the controller scalars (controller steps), child steps for random.
@@ -158,39 +178,58 @@ class Search(run_loop.Task):
         pick = None
         if c.final_pick_samples > 0:
             pick = final_pick(self.controller, self.trainer, loop, c.final_pick_samples, c.final_pick_top,
-                              self.config.training.num_epochs)
-            self.best = pick["top"][0]
+                              self.config.training.num_epochs, self.costing)
+            self.best = pick["best"]
             write_best(self.config.output.output_dir, self.best)
         best = self.best
+        pareto = None
+        if self.costing is not None:
+            output_dir = self.config.output.output_dir
+            evaluated = read_arcs(output_dir) + ([] if pick is None else pick["ranked"])
+            pareto = self.costing.write_pareto(output_dir, evaluated, best)
+            loop.log(f"Pareto front: {len(pareto['front'])} of {len(pareto['points'])} evaluated architectures "
+                     f"({os.path.join(output_dir, PARETO_FILE)}, {PARETO_PLOT})")
         if best is not None:
             loop.log("-" * 80)
+            within = "" if self.costing is None or not self.config.cost.has_target else (
+                " within the target" if best["meets_target"] else " (none meets the target: the best reward)")
             if pick is not None:
-                loop.log(f"Best architecture of the final pick (val_acc = {best['val_acc']:<6.4f} on the whole "
-                         "validation split):")
+                loop.log(f"Best architecture of the final pick{within} (val_acc = {best['val_acc']:<6.4f} on the "
+                         "whole validation split):")
             else:
-                loop.log(f"Best sampled architecture (val_acc = {best['val_acc']:<6.4f}, epoch {best['epoch']}):")
+                loop.log(f"Best sampled architecture{within} (val_acc = {best['val_acc']:<6.4f}, "
+                         f"epoch {best['epoch']}):")
+            if self.costing is not None:
+                loop.log(self.costing.text(best))
             loop.log(best["arc"])
             loop.log("-" * 80)
-        return {"best": best, "final_pick": pick}
+        return {"best": best, "final_pick": pick, "pareto": pareto}
 
 
-def final_pick(controller, trainer, loop, count, top, epoch):
+def final_pick(controller, trainer, loop, count, top, epoch, costing=None):
     """ENAS's final pick, made reliable: ``count`` architectures sampled from the final controller
     (uniform for the random controller), each evaluated on the whole validation split with the
-    shared weights; writes ``final_pick.json`` (every distinct one, best first, and the ``top``)
-    and logs the best ``top``. Returns that record."""
+    shared weights; writes ``final_pick.json`` (every distinct one, best first, the ``top`` and the
+    ``best``: the most accurate, or with a ``costing`` the most accurate within the target, see
+    :meth:`SearchCost.better`) and logs the best ``top``. Returns that record."""
     samples = [controller.sample().arc.numpy().tolist() for _ in range(count)]
-    ranked = rank_architectures(trainer, loop.eval_dataset("valid"), samples)
+    precisions = () if costing is None else costing.precisions
+    default = None if costing is None else costing.default_precision
+    ranked = rank_architectures(trainer, loop.eval_dataset("valid"), samples, precisions, default)
     for item in ranked:
         item.update(epoch=epoch, source="final pick")
+        if costing is not None:
+            costing.annotate(item)
+    best = ranked[0] if costing is None else costing.choose(ranked)
     record_ = {"samples": count, "distinct": len(ranked), "valid_examples": len(loop.data.x_valid),
-               "top": ranked[:top], "ranked": ranked}
+               "top": ranked[:top], "best": best, "ranked": ranked}
     run_dir.atomic_write(os.path.join(loop.config.output.output_dir, FINAL_PICK), json.dumps(record_) + "\n")
     loop.log("-" * 80)
     loop.log(f"Final pick: {count} architectures sampled from the final controller ({len(ranked)} distinct), "
              f"ranked by accuracy on the whole validation split ({len(loop.data.x_valid)} images)")
     for rank, item in enumerate(ranked[:top], start=1):
-        loop.log(f"{rank}. val_acc = {item['val_acc']:<6.4f}  arc = {item['arc']}")
+        text = f"val_acc = {item['val_acc']:<6.4f}" if costing is None else costing.text(item)
+        loop.log(f"{rank}. {text}  arc = {item['arc']}")
     return record_
 
 
@@ -220,18 +259,26 @@ def restore_shared_child(output_dir):
     return config, trainer, data
 
 
-def sample_and_report(controller, reward_fn, count, epoch, log):
-    """Sample ``count`` architectures, print them in the original block format, return them."""
+def sample_and_report(controller, accuracy_fn, count, epoch, log, costing=None):
+    """Sample ``count`` architectures, print them in the original block format (with a
+    ``costing``, the ``val_acc`` line also gives the cost and reward), return them."""
     log(f"Here are {count} architectures")
     sampled = []
+    precisions = () if costing is None else costing.precisions
     for _ in range(count):
-        arc = Arc.from_list(controller.sample().arc.numpy().tolist())
-        val_acc = float(reward_fn(tf.constant(arc.to_list(), tf.int32)))
-        for line in log_format.sampled_arc(arc.normal, arc.reduce, val_acc)[:-1]:
+        vector = controller.sample().arc
+        arc = Arc.from_vector(vector.numpy(), precisions)
+        item = {"epoch": epoch, "arc": str(arc), "val_acc": float(accuracy_fn(vector)), "source": "sampled"}
+        if costing is not None:
+            costing.annotate(item)
+        lines = log_format.sampled_arc(arc.normal, arc.reduce, item["val_acc"])[:-1]
+        if costing is not None:
+            lines[-1] = costing.text(item)
+        for line in lines:
             log(line)
         log(f"arc = {arc}")
         log("-" * 80)
-        sampled.append({"epoch": epoch, "arc": str(arc), "val_acc": val_acc})
+        sampled.append(item)
     return sampled
 
 
@@ -246,14 +293,33 @@ def read_best(output_dir):
         return None
 
 
-def record(output_dir, sampled, best):
+def read_arcs(output_dir):
+    """The records of ``arcs.jsonl`` (every architecture reported so far; a torn last line, from
+    a kill, is skipped)."""
+    path = os.path.join(output_dir, ARCS_FILE)
+    items = []
+    if os.path.exists(path):
+        with open(path) as f:
+            for line in f:
+                try:
+                    items.append(json.loads(line))
+                except ValueError:
+                    continue
+    return items
+
+
+def record(output_dir, sampled, best, costing=None):
     """Append ``sampled`` to arcs.jsonl; keep best_arc.txt (the arc string) and best_arc.json
-    (its epoch and val_acc) current."""
+    (its epoch and val_acc, and with a ``costing`` its cost) current: the highest val_acc, or with
+    a ``costing`` the best by :meth:`SearchCost.better` (within the target first)."""
     with open(os.path.join(output_dir, ARCS_FILE), "a") as f:
         for item in sampled:
             f.write(json.dumps(item) + "\n")
     for item in sampled:
-        if best is None or item["val_acc"] > best["val_acc"]:
+        if costing is not None:
+            if costing.better(item, best):
+                best = item
+        elif best is None or item["val_acc"] > best["val_acc"]:
             best = item
     if best is not None:
         write_best(output_dir, best)

@@ -45,10 +45,34 @@ OPS = (
 
 @dataclasses.dataclass(frozen=True)
 class SearchSpace:
-    """Cells of ``num_nodes`` nodes over ``ops`` (default: ENAS's five)."""
+    """Cells of ``num_nodes`` nodes over ``ops`` (default: ENAS's five), and the precisions an op
+    with weights may take (``precisions``: names such as ``("binary", "ternary", "4bit")``; fewer
+    than two: the precision is not searched, every op has the run's)."""
 
     num_nodes: int = 5
     ops: tuple = OPS
+    precisions: tuple = ()
+
+    @property
+    def searches_precision(self):
+        """The precision of each op with weights is a decision (two or more precisions)."""
+        return len(self.precisions) >= 2
+
+    @property
+    def num_precisions(self):
+        """Precisions to choose from (1 when the precision is not searched)."""
+        return len(self.precisions) if self.searches_precision else 1
+
+    @property
+    def vector_length(self):
+        """Length of the search's int vector: the ``8B`` decisions, then, when the precision is
+        searched, one precision index per op slot (``4B``): ``12B``."""
+        return self.arc_length + (self.arc_length // 2 if self.searches_precision else 0)
+
+    @property
+    def weighted_ops(self):
+        """1 for each op with weights, 0 otherwise (in op order)."""
+        return tuple(int(op.has_weights) for op in self.ops)
 
     @property
     def num_ops(self):

@@ -158,7 +158,8 @@ class Study:
     def random_group(self):
         def work():
             rng = np.random.default_rng(self.search.output.seed)
-            arcs = [str(random_arc(self.search.child.num_nodes, rng)) for _ in range(self.study.top_k)]
+            child = self.search.child
+            arcs = [str(random_arc(child.num_nodes, rng, child.search_precisions)) for _ in range(self.study.top_k)]
             return {"arcs": arcs}, f"{len(arcs)} drawn uniformly"
 
         return self.phase("Phase 3/6: random architectures", self.path("random_group"), work, has_log=False)["arcs"]
@@ -172,7 +173,9 @@ class Study:
             _, trainer, data = search.restore_shared_child(self.path("search_enas"))
             dataset = data_utils.make_dataset(data.x_valid, data.y_valid, self.search.training.eval_batch_size,
                                               training=False)
-            ranked = rank_architectures(trainer, dataset, arcs)
+            child = self.search.child
+            ranked = rank_architectures(trainer, dataset, arcs, trainer.model.space.precisions,
+                                        child.policy.default.short_name())
             return {"val_acc": {item["arc"]: item["val_acc"] for item in ranked}}, f"{len(ranked)} architectures"
 
         title = "Phase 4/6: shared-weight accuracies (the ENAS search's weights, whole validation split)"
@@ -181,7 +184,8 @@ class Study:
     def train_config(self, arc, seed, folder):
         s = self.search
         return RunConfig(
-            mode="train", dataset=s.dataset, data=s.data, child=s.child, fixed_arc=arc,
+            mode="train", dataset=s.dataset, data=s.data, child=dataclasses.replace(s.child, search_precisions=()),
+            fixed_arc=arc,
             training=dataclasses.replace(s.training, num_epochs=self.study.train_epochs, xla=False,
                                          lr_T_0=self.study.train_epochs),
             output=dataclasses.replace(s.output, output_dir=folder, seed=seed, reset_output_dir=False),

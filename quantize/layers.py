@@ -149,11 +149,16 @@ class QuantSeparableConv2D(QuantizedLayerBase, keras.layers.SeparableConv2D):
     )
 
     def call(self, inputs):
+        return self.call_with(inputs, self.kernel_quantizer, self.input_quantizer)
+
+    def call_with(self, inputs, kernel_quantizer, input_quantizer):
+        """The layer's computation with other quantizers on the same latent kernels (a
+        mixed-precision search runs one set of weights at the precision it samples)."""
+        if input_quantizer is not None:
+            inputs = input_quantizer(inputs)
+        quantize = (lambda w: w) if kernel_quantizer is None or base.weights_are_real() else kernel_quantizer
         outputs = ops.separable_conv(
-            self.quantize_input(inputs),
-            self.quantize_kernel(self.depthwise_kernel),
-            self.quantize_kernel(self.pointwise_kernel),
-            **self._conv_options(),
+            inputs, quantize(self.depthwise_kernel), quantize(self.pointwise_kernel), **self._conv_options(),
         )
         return self._bias_and_activation(outputs)
 

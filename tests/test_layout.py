@@ -77,8 +77,8 @@ LAYERS = (
     ("common_ops", "micro_ops", "micro_cell", "micro_child"),
     ("controller", "micro_controller"),
     ("layer_paths", "run_dir", "summaries", "log_format"),
-    ("model_summary", "export", "draw", "plots"),
-    ("child_trainer", "run_loop", "train_fixed", "search", "ranking", "study"),
+    ("model_summary", "export", "draw", "plots", "cost"),
+    ("child_trainer", "run_loop", "train_fixed", "search_cost", "search", "ranking", "study"),
     ("flags", "command", "cli", "tf_log"),
 )
 
