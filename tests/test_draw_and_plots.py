@@ -246,3 +246,12 @@ def test_plot_curves_script(tmp_path):
     assert lines == [f"error: no TensorBoard scalars in {empty / 'tensorboard'}: run "
                      f"train_arc_*.py or search_arc_*.py with --output_dir {empty} first"]
     assert not list(empty.iterdir())
+
+
+def test_mixed_precision_edges_name_their_precision(tmp_path):
+    arc = parse_arc("0 0:binary 1 1:4bit 2 2 0 0:ternary 1 3 3 4 0 1:binary 1 0:4bit 2 1:ternary 1 4 3 2 0 0")
+    layout = _check_layout(arc.normal)
+    labels = [e.label for e in layout.edges]
+    assert labels[:4] == ["sep 3x3 \u00b7 binary", "sep 5x5 \u00b7 4bit", "avg pool", "sep 3x3 \u00b7 ternary"]
+    for path in draw_arc(arc, str(tmp_path / "mixed")):
+        _check_png(path)

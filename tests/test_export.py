@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from enas import run_dir
-from enas.arc import random_arc
+from enas.arc import parse_arc, random_arc
 from enas.errors import CheckpointError
 from enas.export import (decode, encode, export_packed, load_packed, pack_codes,
                          policy_from_description, read_header, unpack_codes)
@@ -233,3 +233,26 @@ def test_export_arc_from_run_checkpoint_and_refuses_partial_ones(tmp_path, capsy
     code, out, err = run_export([f"--output_dir={partial}", f"--packed={tmp_path / 'p.qenas'}"], capsys)
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert "cannot restore checkpoint" in err and "does not match this network" in err
+
+
+def test_mixed_precision_arc_round_trips_at_each_ops_own_width(tmp_path):
+    """An arc whose ops name their precision (a mixed-precision search's pick) exports each op at
+    its own width, reloads with identical predictions and matches the summary's memory."""
+    arc = parse_arc("0 0:binary 1 1:4bit 2 0:ternary 0 4 1 1:binary 0 3 2 0:4bit 1 1:ternary")
+    config = ChildConfig(num_layers=1, num_nodes=2, out_filters=4, policy=PrecisionPolicy.from_flags("ternary"))
+    model = randomize(MicroChild(config, fixed_arc=arc).build_for((28, 28, 1)))
+    path = tmp_path / "m.qenas"
+    size = export_packed(model, path)
+    loaded = load_packed(path)
+    assert str(loaded.fixed_arc) == str(arc)
+    np.testing.assert_array_equal(predict(loaded), predict(model))
+    summary = summarize(model)
+    header, data, _ = read_header(path)  # data: the summary's bits, each tensor rounded up to whole bytes
+    assert size == os.path.getsize(path) and summary.memory_bytes <= len(data) < summary.memory_bytes + len(header["vars"])
+    widths = {row.path: row.weight_bits[0] for row in summary.rows if "sep_conv_0" in row.path}
+    normal = next(i for i, reducer in enumerate(model.reducers) if reducer is None)
+    reduce = next(i for i, reducer in enumerate(model.reducers) if reducer is not None)
+    expected = {(normal, "node0/x/op0"): 1, (normal, "node0/y/op1"): 4, (normal, "node1/x/op0"): 2,
+                (reduce, "node0/x/op1"): 1, (reduce, "node1/x/op0"): 4, (reduce, "node1/y/op1"): 2}
+    for (layer, op), bits in expected.items():
+        assert widths[f"layer_{layer}/ops/{op}/sep_conv_0"] == bits, (layer, op, widths)
