@@ -57,7 +57,7 @@ FLAG_HELP = {
                              "classifier (the classifier's: ReLU when it is float, keeping the pooled features real).",
     # child optimisation
     "child_recipe": "Training recipe filling the unset optimizer, learning-rate and L2 flags: auto (the "
-                    "cells' precision's: bnn for binary, enas otherwise), enas or bnn.",
+                    "cells' precision's: bnn for binary and float, lowbit for ternary and k-bit), enas, bnn or lowbit.",
     "child_optimizer": "momentum (SGD Nesterov 0.9), sgd or adam (unset: the recipe's; "
                        f"{recipes.describe('optimizer')}).",
     "child_lr_max": f"Maximum (initial) learning rate of the cosine schedule (unset: {recipes.describe('lr_max')}).",

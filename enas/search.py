@@ -18,6 +18,12 @@ At the end, the final pick (:func:`final_pick`): ``final_pick_samples`` architec
 from the final controller are ranked by their accuracy on the *whole* validation split with the
 shared weights (not one minibatch); the best becomes ``best_arc.txt`` / ``best_arc.json``, and
 ``final_pick.json`` keeps the ranking and its ``final_pick_top`` best.
+
+With ``--search_precisions`` or a target (``--target_memory_kib``, ``--target_ops``) the search is
+cost-aware (:mod:`enas.search_cost`): the controller's reward is the accuracy times MnasNet's cost
+factor, computed in the compiled reward from a per-op cost table (:mod:`enas.cost`); the report
+and ``arcs.jsonl`` give each architecture's memory, OPs and reward; the best is the most accurate
+within the target; ``pareto.json`` / ``pareto.png`` hold the accuracy-cost front.
 """
 
 from __future__ import annotations

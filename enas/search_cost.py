@@ -151,10 +151,10 @@ def _plot_pareto(path, record):
         ax.axvline(record["target"] / scale, color="k", linestyle="--", linewidth=1, label="target")
     if record["chosen"] is not None:
         best = next(p for p in points if p["arc"] == record["chosen"])
-        label = "best" if not record["target"] else (
+        star = "best" if not record["target"] else (
             "best within the target" if best.get("meets_target") else "best reward (none within the target)")
         ax.scatter([best[axis] / scale], [best["val_acc"]], marker="*", s=160, color="tab:orange", zorder=3,
-                   label=label)
+                   label=star)
     ax.set_xlabel(label)
     ax.set_ylabel("validation accuracy (shared weights)")
     ax.set_title("Accuracy and cost of the evaluated architectures")

@@ -38,8 +38,8 @@ def _config(mode="train", **settings):
 
 # --- recipes ------------------------------------------------------------------------------------
 @pytest.mark.parametrize("mode", ["train", "search"])
-@pytest.mark.parametrize("precision, recipe", [("binary", "bnn"), ("ternary", "enas"),
-                                               ("quantized", "enas"), ("float", "enas")])
+@pytest.mark.parametrize("precision, recipe", [("binary", "bnn"), ("ternary", "lowbit"),
+                                               ("quantized", "lowbit"), ("float", "bnn")])
 def test_auto_recipe_is_the_precisions(mode, precision, recipe):
     t = _config(mode, child_quantization=precision).training
     expected = recipes.RECIPES[recipe]
