@@ -44,7 +44,10 @@ class ChildConfig:
         names = tuple(Precision.parse(p, self.policy.default.bits).short_name() for p in self.search_precisions)
         if len(set(names)) != len(names):
             raise ConfigError(f"--search_precisions names a precision twice: {','.join(names)}")
-        object.__setattr__(self, "search_precisions", names if len(names) >= 2 else ())
+        if len(names) == 1:
+            raise ConfigError(f"--search_precisions needs two or more precisions to choose from, got {names[0]}; "
+                              "for one precision everywhere use --child_quantization")
+        object.__setattr__(self, "search_precisions", names)
         if self.reduction_layers is None:
             object.__setattr__(self, "reduction_layers", default_reduction_layers(self.num_layers))
         total = self.num_layers + 2

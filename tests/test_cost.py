@@ -69,7 +69,8 @@ def test_precision_list_flag():
         parse_precision_list("binary,fourbit")
     with pytest.raises(ConfigError, match="twice"):
         ChildConfig(search_precisions=("binary", "binary"))
-    assert ChildConfig(search_precisions=("binary",)).search_precisions == ()  # one: nothing to search
+    with pytest.raises(ConfigError, match="two or more"):
+        ChildConfig(search_precisions=("binary",))  # one: nothing to search
 
 
 def _summary_cost(config, arc):
