@@ -1,12 +1,17 @@
-"""Export the trained child of a train_arc_*.py run as a packed file (1-bit binary, 2-bit
-ternary, k-bit weights; float32 for the rest), and optionally as a float Keras .keras file.
+"""Export the trained child of a train_arc_*.py run: as a packed file (1-bit binary, 2-bit
+ternary, k-bit weights; float32 for the rest), a float Keras .keras file, and TensorFlow Lite
+(float, or full-integer int8 with --int8), checked against Keras on the run's test split.
 
     python export_arc.py --output_dir ./output-mnist-arc --packed model.qenas --keras model.keras
+    python export_arc.py --output_dir ./output-mnist-arc --packed "" --tflite model.tflite [--int8]
 
-Restores the run's latest checkpoint (its config.json gives the architecture and precision),
-writes the files (paths relative to the current folder), checks that the packed model reloads
-with identical predictions, and prints the sizes next to the summary's memory figure. Load the
-packed file with ``enas.export.load_packed(path)``.
+Restores the run's latest checkpoint (its config.json gives the architecture, precision and
+data), writes the files (paths relative to the current folder), checks that the packed model
+reloads with identical predictions, and prints the sizes next to the summary's memory figure.
+With --tflite (and --verify, the default) it also runs the TensorFlow Lite interpreter on the
+test split: Keras' and the file's accuracy, how often they predict the same class, the file
+size and the median latency per image. Load the packed file with
+``enas.export.load_packed(path)``.
 """
 
 import enas  # noqa: F401  (quiet TensorFlow start-up, as the other scripts)
@@ -16,12 +21,26 @@ CONFIG = dict(
     output_dir="./output-mnist-arc",
     packed="model.qenas",
     keras="",
+    tflite="",
+    int8=False,
+    tflite_io="float",
+    representative_examples=200,
+    verify=True,
+    data_path="",
+    max_test_examples=0,
 )
 
 FLAG_HELP = {
     "output_dir": "Folder of a finished (or running) train_arc_*.py run.",
-    "packed": "Write the packed model here.",
+    "packed": "Write the packed model here (empty: don't).",
     "keras": "Also write the float Keras model here (a .keras path); empty: don't.",
+    "tflite": "Also write a TensorFlow Lite model here (a .tflite path); empty: don't.",
+    "int8": "TensorFlow Lite: full-integer int8 (calibrated on the run's training images) instead of float.",
+    "tflite_io": "TensorFlow Lite int8: input and output type, float or int8.",
+    "representative_examples": "TensorFlow Lite int8: training images used to calibrate the activations.",
+    "verify": "TensorFlow Lite: run the interpreter on the test split and compare with Keras.",
+    "data_path": "The dataset folder (empty: the run's own --data_path).",
+    "max_test_examples": "TensorFlow Lite check: the first N test images (0: all).",
 }
 
 
@@ -31,29 +50,66 @@ def main(settings):
     import numpy as np
 
     from enas.errors import ConfigError
+
+    for flag, suffix in (("keras", ".keras"), ("tflite", ".tflite")):
+        if settings[flag] and not settings[flag].endswith(suffix):
+            raise ConfigError(f"--{flag} {settings[flag]!r} must end in {suffix}")
+    if not (settings["packed"] or settings["keras"] or settings["tflite"]):
+        raise ConfigError("nothing to write: pass --packed, --keras or --tflite")
+    if settings["int8"] and not settings["tflite"]:
+        raise ConfigError("--int8 is a TensorFlow Lite option: pass --tflite model.tflite")
+    if settings["representative_examples"] < 1 or settings["max_test_examples"] < 0:
+        raise ConfigError("--representative_examples must be >= 1 and --max_test_examples >= 0")
+
     from enas.export import export_packed, load_packed, restore_run
     from enas.model_summary import summarize
 
-    if not settings["packed"]:
-        raise ConfigError("--packed needs a file name")
-    if settings["keras"] and not settings["keras"].endswith(".keras"):
-        raise ConfigError(f"--keras {settings['keras']!r} must end in .keras")
     model, identity, checkpoint = restore_run(settings["output_dir"])
     print(f"Restored {checkpoint}")
     print(f"Architecture: {identity['arc']}")
     print(f"Precision: {identity['precision']}")
     summary = summarize(model)
-    size = export_packed(model, settings["packed"])
-    print(f"Packed model: {settings['packed']}: {size:,} bytes")
     print(f"Summary memory: {summary.memory_bytes:,.0f} bytes (float32: {summary.float32_bytes:,} bytes, "
-          f"{summary.compression:.1f}x smaller); packed file is {size / summary.memory_bytes:.3f}x that")
+          f"{summary.compression:.1f}x smaller)")
+    same = True
+    if settings["packed"]:
+        size = export_packed(model, settings["packed"])
+        print(f"Packed model: {settings['packed']}: {size:,} bytes ({size / summary.memory_bytes:.3f}x the summary)")
+        images = np.random.default_rng(0).normal(size=(4,) + tuple(model.input_image_shape)).astype("float32")
+        same = np.array_equal(model(images, training=False), load_packed(settings["packed"])(images, training=False))
+        print("Packed model reproduces the checkpoint's predictions: " + ("yes" if same else "NO"))
     if settings["keras"]:
         model.save(settings["keras"])
         print(f"Keras model: {settings['keras']}: {os.path.getsize(settings['keras']):,} bytes")
-    images = np.random.default_rng(0).normal(size=(4,) + tuple(model.input_image_shape)).astype("float32")
-    same = np.array_equal(model(images, training=False), load_packed(settings["packed"])(images, training=False))
-    print("Packed model reproduces the checkpoint's predictions: " + ("yes" if same else "NO"))
+    if settings["tflite"]:
+        export_tflite(model, identity, settings)
     return 0 if same else 1
+
+
+def export_tflite(model, record, settings):
+    from enas import tflite_export
+    from enas.config import RunConfig
+    from enas.data_utils import load_dataset
+
+    config = RunConfig.from_json(record["config"]) if "config" in record else None
+    dataset = config.dataset if config else record.get("dataset", "mnist")
+    data_path = settings["data_path"] or (config.data.data_path if config else f"./data/{dataset}")
+    num_valid = config.data.num_valid if config else 5000
+    needs_data = settings["int8"] or settings["verify"]
+    data = load_dataset(dataset, data_path, num_valid=num_valid,
+                        max_test=settings["max_test_examples"] or None) if needs_data else None
+    deploy = tflite_export.deployable(model)
+    kind = "int8" if settings["int8"] else "float"
+    representative = data.x_train[:settings["representative_examples"]] if settings["int8"] else None
+    blob = tflite_export.convert(deploy, int8=settings["int8"], representative=representative,
+                                 io=settings["tflite_io"])
+    tflite_export.write(settings["tflite"], blob)
+    io = f", {settings['tflite_io']} input and output" if settings["int8"] else ""
+    print(f"TFLite model ({kind}{io}): {settings['tflite']}: {len(blob):,} bytes")
+    if settings["verify"]:
+        result = tflite_export.check(blob, deploy, data.x_test, data.y_test)
+        for line in result.lines(f"TFLite {kind}")[1:]:
+            print(line)
 
 
 if __name__ == "__main__":

@@ -3,11 +3,14 @@
 One ``tf.function`` serves every architecture: in search mode the architecture is an int32
 tensor argument (``[8B]``), so sampling a new one per minibatch never retraces.
 
-Written to be wrapped by a ``tf.distribute`` strategy later: the model and the optimizer are
-created by the caller (under the strategy's scope), the loss is averaged over the *global*
-batch (``tf.nn.compute_average_loss``) and regularisation scaled per replica
-(``tf.nn.scale_regularization_loss``), and the step keeps no Python-side state (counters are
-optimizer/tf variables).
+Under a ``tf.distribute`` strategy (:mod:`enas.distribute`; the model and the optimizer are
+created by the caller under its scope) each compiled step runs once per replica
+(``strategy.run``) on its part of the global batch and returns the values of the global batch:
+the loss is averaged over the *global* batch (``tf.nn.compute_average_loss``), regularisation
+scaled per replica (``tf.nn.scale_regularization_loss``), the gradients summed over the replicas
+before their norm is clipped, and batch norm uses the global batch's statistics
+(``sync_batch_norm``). The step keeps no Python-side state (counters are optimizer/tf
+variables). Without a strategy the steps are exactly the single-device ones.
 
 Parameter sharing note: ops a step did not use get a zero gradient (not ``None``) through
 ``tf.switch_case``. Plain SGD leaves them unchanged; with momentum (or Adam) their weights keep
@@ -19,6 +22,7 @@ kernel each step (``l2_latent=False``: only to the full-precision ones).
 import keras
 import tensorflow as tf
 
+from enas import distribute
 from enas.config import OPTIMIZERS, check_learning_rates
 from enas.errors import ConfigError
 from enas.micro_child import AUX_LOSS_WEIGHT
@@ -151,12 +155,23 @@ class ChildTrainer:
         teacher: a trained model of the same inputs and classes (inference mode, not trained):
             the loss becomes ``(1 - distill_weight) * cross-entropy + distill_weight *
             distillation_loss(logits, teacher logits, distill_temperature)``.
+        sync_batch_norm: under a strategy of two or more replicas, batch norm normalises with the
+            statistics of the global batch (:func:`enas.distribute.synchronized_batch_norm`).
+
+    Built under a strategy's scope, the steps take distributed batches (from
+    :func:`enas.distribute.distribute_dataset`) and return the reduced values.
     """
 
     def __init__(self, model, optimizer, global_batch_size, l2_reg=0.0, grad_bound=None,
                  search_mode=False, jit_compile=False, drop_path_steps=None, l2_latent=True,
-                 real_weight_steps=0, teacher=None, distill_weight=1.0, distill_temperature=1.0):
+                 real_weight_steps=0, teacher=None, distill_weight=1.0, distill_temperature=1.0,
+                 sync_batch_norm=True):
         self.model = model
+        self.strategy = tf.distribute.get_strategy() if tf.distribute.has_strategy() else None
+        self.num_replicas = distribute.num_replicas(self.strategy) if self.strategy is not None else 1
+        if int(global_batch_size) % self.num_replicas:
+            raise ConfigError(f"--batch_size {global_batch_size} does not split evenly over {self.num_replicas} "
+                              "replicas; pass a multiple of the replica count")
         self.optimizer = optimizer
         self.global_batch_size = int(global_batch_size)
         self.l2_reg = float(l2_reg)
@@ -174,22 +189,46 @@ class ChildTrainer:
             specs.append(tf.TensorSpec([model.space.vector_length], tf.int32))
         if jit_compile and search_mode and not getattr(model, "static_shapes", False):
             raise ConfigError("XLA needs a search child built with static_shapes=True")
-        if jit_compile:  # XLA wants static shapes: one trace per batch size (not per arc)
+        if jit_compile or self.strategy is not None:  # one trace per batch shape (not per arc)
             specs = None
 
-        def compile_step(function):
+        def compile_step(function, reductions):
+            if self.strategy is not None:
+                function = self._replicated(function, reductions, sync_batch_norm)
             step = tf.function(function, input_signature=specs, jit_compile=jit_compile)
             return WithoutGrappler(step) if search_mode and not jit_compile else step
 
-        self.train_step = compile_step(self._train_step)
-        self.eval_step = compile_step(self._eval_step)
+        train_reductions = {"loss": "SUM", "grad_norm": "MEAN", "correct": "SUM"}
+        eval_reductions = {"correct": "SUM", "count": "SUM"}
+        self.train_step = compile_step(self._train_step, train_reductions)
+        self.eval_step = compile_step(self._eval_step, eval_reductions)
         self.real_weight_steps = int(real_weight_steps or 0)
         if self.real_weight_steps:
             iterations, steps = self.optimizer.iterations, self.real_weight_steps
-            self.train_step = TwoStage(compile_step(with_real_weights(self._train_step)), self.train_step,
-                                       iterations, steps)
-            self.eval_step = TwoStage(compile_step(with_real_weights(self._eval_step)), self.eval_step,
-                                      iterations, steps)
+            self.train_step = TwoStage(compile_step(with_real_weights(self._train_step), train_reductions),
+                                       self.train_step, iterations, steps)
+            self.eval_step = TwoStage(compile_step(with_real_weights(self._eval_step), eval_reductions),
+                                      self.eval_step, iterations, steps)
+
+    def _replicated(self, function, reductions, sync_batch_norm):
+        """``function`` run on every replica of the strategy (the search's ``arc``: the first
+        replica's, so that all train the same architecture), its outputs reduced over the replicas
+        (``reductions``: output name -> ``"SUM"`` or ``"MEAN"``)."""
+        strategy = self.strategy
+
+        def per_replica(images, labels, arc=None):
+            with distribute.synchronized_batch_norm(sync_batch_norm):
+                distribute.capture_ordering_token()
+                if arc is None:
+                    return function(images, labels)
+                return function(images, labels, distribute.first_replica_value(arc))
+
+        def step(*args):
+            out = strategy.run(per_replica, args=args)
+            return {name: strategy.reduce(getattr(tf.distribute.ReduceOp, op), out[name], axis=None)
+                    for name, op in reductions.items()}
+
+        return step
 
     def _loss(self, labels, logits):
         per_example = keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
@@ -218,15 +257,21 @@ class ChildTrainer:
                 total += tf.nn.scale_regularization_loss(self.l2_reg * l2)
         grads = tape.gradient(total, self.variables)
         grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, self.variables)]
+        replicas = distribute.in_replicas()
+        if replicas is not None:  # the global batch's gradient, on every replica
+            grads = replicas.all_reduce(tf.distribute.ReduceOp.SUM, grads)
         grad_norm = tf.linalg.global_norm(grads)
         if self.grad_bound:
             grads, _ = tf.clip_by_global_norm(grads, self.grad_bound, use_norm=grad_norm)
+        if replicas is not None:  # the optimizer sums over the replicas again
+            grads = [g / replicas.num_replicas_in_sync for g in grads]
         self.optimizer.apply(grads, self.variables)
         return {"loss": loss, "grad_norm": grad_norm, "correct": _correct(labels, logits)}
 
     def _eval_step(self, images, labels, arc=None):
-        """Number of correct predictions in the batch (int32)."""
-        return _correct(labels, self.model(images, arc=arc, training=False))
+        """``correct`` predictions and ``count`` of examples in the batch (int32)."""
+        return {"correct": _correct(labels, self.model(images, arc=arc, training=False)),
+                "count": tf.shape(labels)[0]}
 
     def learning_rate(self):
         return float(self.optimizer.learning_rate)
@@ -236,8 +281,9 @@ class ChildTrainer:
         correct = total = 0
         for images, labels in dataset:
             args = (images, labels) if arc is None else (images, labels, arc)
-            correct += int(self.eval_step(*args))
-            total += int(labels.shape[0])
+            out = self.eval_step(*args)
+            correct += int(out["correct"])
+            total += int(out["count"])
         return correct, total
 
 

@@ -14,6 +14,8 @@ section         class                       flags (``--help`` of a script lists 
 ``cost``        :class:`CostConfig`         ``target_memory_kib``, ``target_ops``, ``cost_*``
                                             (search only)
 ``output``      :class:`OutputConfig`       ``output_dir``, ``log_every``, ``seed``, ...
+``distribute``  :class:`DistributeConfig`   ``distribution``, ``num_devices``,
+                                            ``sync_batch_norm``
 ==============  ==========================  ===================================================
 
 plus ``mode``, ``dataset`` and ``fixed_arc`` (train mode). The dataclass fields hold the
@@ -43,6 +45,7 @@ MODES = ("train", "search")
 DATASETS = ("mnist", "cifar10")
 OPTIMIZERS = ("momentum", "sgd", "adam")
 CONTROLLER_TYPES = ("micro", "random")
+DISTRIBUTIONS = ("default", "mirrored", "multi_worker")
 CONFIG_VERSION = 1
 
 
@@ -78,10 +81,10 @@ class TrainingConfig:
     the recipe of the cells' precision) when the run's :class:`RunConfig` is made; set one to
     override its recipe value. ``lr_T_0 = 0``: one cosine period as long as the run."""
 
-    batch_size: int = 128
+    batch_size: int | None = None  # the recipe's (128; 64 for binary cells)
     eval_batch_size: int = 100
     num_epochs: int = 10
-    recipe: str = "auto"  # auto (the precision's) | enas | bnn
+    recipe: str = "auto"  # auto (the precision's) | enas | bnn | lowbit | binary
     optimizer: str | None = None  # momentum (SGD Nesterov 0.9) | sgd | adam
     lr_max: float | None = None
     lr_min: float | None = None
@@ -98,7 +101,9 @@ class TrainingConfig:
     xla: bool = False  # search: compile the step with XLA (static shapes; for GPUs)
 
     def __post_init__(self):
-        _positive(self, "batch_size", "eval_batch_size", "num_epochs")
+        _positive(self, "eval_batch_size", "num_epochs")
+        if self.batch_size is not None:
+            _positive(self, "batch_size")
         if self.recipe not in recipes.RECIPE_CHOICES:
             raise ConfigError(f"unknown --child_recipe {self.recipe!r}: use one of {', '.join(recipes.RECIPE_CHOICES)}")
         if self.optimizer is not None and self.optimizer not in OPTIMIZERS:
@@ -240,6 +245,30 @@ class OutputConfig:
         _positive(self, "log_every", "eval_every_epochs")
 
 
+@dataclasses.dataclass(frozen=True)
+class DistributeConfig:
+    """Where the steps run (:mod:`enas.distribute`): ``default``, today's single device;
+    ``mirrored``, ``tf.distribute.MirroredStrategy`` over ``num_devices`` GPUs of this host (0:
+    all), or, with no GPU, the CPU split into ``num_devices`` logical devices; ``multi_worker``,
+    ``MultiWorkerMirroredStrategy`` over the hosts of the ``TF_CONFIG`` environment variable.
+    ``batch_size`` stays the *global* batch. ``sync_batch_norm``: batch statistics over the global
+    batch (as one device computes them) rather than per replica. Not part of a run's identity: a
+    run resumes under another distribution or replica count."""
+
+    distribution: str = "default"
+    num_devices: int = 0
+    sync_batch_norm: bool = True
+
+    def __post_init__(self):
+        if self.distribution not in DISTRIBUTIONS:
+            raise ConfigError(f"unknown --distribution {self.distribution!r}: use one of {', '.join(DISTRIBUTIONS)}")
+        if isinstance(self.num_devices, bool) or not isinstance(self.num_devices, int) or self.num_devices < 0:
+            raise ConfigError(f"--num_devices must be an integer >= 0 (0: every GPU), got {self.num_devices!r}")
+        if self.num_devices and self.distribution != "mirrored":
+            raise ConfigError(f"--num_devices is a setting of --distribution mirrored, not {self.distribution}; "
+                              "a multi_worker run uses each worker's GPUs (set CUDA_VISIBLE_DEVICES) or its CPU")
+
+
 def check_learning_rates(lr_max, lr_min, cosine=True, t_0=10, t_mul=2):
     """Raise :class:`ConfigError` unless ``0 <= lr_min <= lr_max``, ``lr_max > 0`` (and, for the
     cosine schedule, ``t_0, t_mul >= 1``)."""
@@ -272,6 +301,7 @@ _FLAT = {
     "output_dir": ("output", "output_dir"), "reset_output_dir": ("output", "reset_output_dir"),
     "log_every": ("output", "log_every"), "eval_every_epochs": ("output", "eval_every_epochs"),
     "seed": ("output", "seed"),
+    **{f.name: ("distribute", f.name) for f in dataclasses.fields(DistributeConfig)},
     **{f"controller_{f.name}": ("controller", f.name) for f in dataclasses.fields(ControllerConfig)
        if f.name not in ("num_sampled_arcs", "final_pick_samples", "final_pick_top")},
     "num_sampled_arcs": ("controller", "num_sampled_arcs"),
@@ -280,7 +310,7 @@ _FLAT = {
     **{f.name: ("cost", f.name) for f in dataclasses.fields(CostConfig)},
 }
 _SECTIONS = {"data": DataConfig, "training": TrainingConfig, "controller": ControllerConfig,
-             "output": OutputConfig, "cost": CostConfig}
+             "output": OutputConfig, "cost": CostConfig, "distribute": DistributeConfig}
 _SEARCH_SECTIONS = ("controller", "cost")
 _FLAG_OF = {(_SECTIONS[section], name): flag for flag, (section, name) in _FLAT.items()}
 _CHILD_FLAGS = {  # flag -> default
@@ -391,6 +421,7 @@ class RunConfig:
     controller: ControllerConfig | None = None
     fixed_arc: str | None = None
     cost: CostConfig | None = None
+    distribute: DistributeConfig = DistributeConfig()
 
     def __post_init__(self):
         _check_mode(self.mode)
@@ -472,7 +503,7 @@ class RunConfig:
     def to_json(self):
         """Plain-JSON dict of the whole configuration (inverse: :meth:`from_json`)."""
         out = {"version": CONFIG_VERSION, "mode": self.mode, "dataset": self.dataset}
-        for name in ("data", "training", "output", "controller", "cost"):
+        for name in ("data", "training", "output", "controller", "cost", "distribute"):
             section = getattr(self, name)
             if section is not None:
                 out[name] = dataclasses.asdict(section)

@@ -30,12 +30,19 @@ FLAG_HELP = {
     "num_valid": "Validation examples held out from the end of the training set (0: none).",
     "max_train_examples": "Use only the first N training examples (0: all). For quick runs.",
     "max_test_examples": "Use only the first N test examples (0: all). For quick runs.",
-    "batch_size": "Training minibatch size.",
+    "batch_size": f"Training minibatch size (unset: {recipes.describe('batch_size')}).",
     "eval_batch_size": "Evaluation batch size.",
     "num_epochs": "Number of training epochs.",
     "log_every": "Print a child step line every N steps.",
     "eval_every_epochs": "Evaluate every N epochs.",
     "seed": "Random seed (data order, initialisation, sampled architectures).",
+    # scale-out (tf.distribute)
+    "distribution": "default: one device; mirrored: MirroredStrategy over this host's GPUs (or the CPU split into "
+                    "--num_devices logical devices); multi_worker: MultiWorkerMirroredStrategy over the hosts "
+                    "of the TF_CONFIG environment variable. --batch_size stays the global batch.",
+    "num_devices": "mirrored: replicas on this host (0: every GPU; with no GPU, the CPU split in this many devices).",
+    "sync_batch_norm": "Under a strategy, batch statistics over the global batch (the single-device result); "
+                       "off: per-replica statistics (no all-reduce per batch norm).",
     # child network
     "child_fixed_arc": "Architecture: 8*num_cells integers, normal cell then reduction cell.",
     "child_num_layers": "Number of normal-cell layers (two reduction layers are added).",
@@ -53,11 +60,15 @@ FLAG_HELP = {
     "child_binary_scale": "Binary kernels scaled per output channel by mean |W| (XNOR-Net).",
     "child_binary_rsign": "Binary activation sign(x - b) with a learned per-channel threshold b (ReActNet RSign).",
     "child_binary_rprelu": "Learned per-channel shift and slope after each binary conv's batch norm (ReActNet RPReLU).",
+    "child_real_shortcuts": "Real-valued shortcuts around the cells' quantized convs, y = BN(conv(q(x))) + x "
+                            "(Bi-Real Net; no weights added): on the binary parts, on every quantized part, "
+                            "or none.",
     "child_head_activation": "Activation before the global pool: cells (the last layer's precision's) or "
                              "classifier (the classifier's: ReLU when it is float, keeping the pooled features real).",
     # child optimisation
-    "child_recipe": "Training recipe filling the unset optimizer, learning-rate and L2 flags: auto (the "
-                    "cells' precision's: bnn for binary and float, lowbit for ternary and k-bit), enas, bnn or lowbit.",
+    "child_recipe": "Training recipe filling the unset batch, optimizer, learning-rate and L2 flags: auto (the "
+                    "cells' precision's: binary for binary, bnn for float, lowbit for ternary and k-bit), enas, bnn, "
+                    "lowbit or binary.",
     "child_optimizer": "momentum (SGD Nesterov 0.9), sgd or adam (unset: the recipe's; "
                        f"{recipes.describe('optimizer')}).",
     "child_lr_max": f"Maximum (initial) learning rate of the cosine schedule (unset: {recipes.describe('lr_max')}).",

@@ -28,6 +28,7 @@ from enas.common_ops import SharedLayers, create_weight
 from enas.precision import Precision
 from enas.search_space import SearchSpace
 from quantize.base import latent_clip_constraint, weights_are_real
+from quantize.switchable import floor_forms
 
 SLOTS = ("x", "y")
 
@@ -84,7 +85,8 @@ class NodeStates:
 
 
 class CellCombine(micro_ops.OpLayer):
-    """``activation -> concat(unused ids) -> 1x1 conv -> BN``.
+    """``activation -> concat(unused ids) -> 1x1 conv -> BN``; with the precision's ``shortcut``,
+    ``+ mean(unused ids)`` (the real-valued path of Bi-Real Net).
 
     The 1x1 kernel is stored per id, ``[num_ids, C, C]``, and the rows of the unused ids are
     gathered (ENAS ``final_conv``), so any subset works in one graph. In fixed mode only the
@@ -125,10 +127,12 @@ class CellCombine(micro_ops.OpLayer):
         if self.fixed_unused is not None:
             x = ops.concatenate([nodes[i] for i in self.fixed_unused], axis=-1)
             kernel = self.kernel
+            mean = (lambda: ops.mean(ops.stack([nodes[i] for i in self.fixed_unused]), axis=0))
         elif self.static_shapes:  # all ids, the used ids' rows zeroed
             x = ops.concatenate(nodes, axis=-1)
             is_unused = tf.cast(unused_mask(cell_arc, self.num_ids - 2), self.kernel.dtype)
             kernel = self.kernel * is_unused[:, None, None]
+            mean = (lambda: tf.tensordot(is_unused / tf.reduce_sum(is_unused), tf.stack(nodes), axes=1))
         else:  # dynamic subset: stack, gather, fold the ids into channels
             unused = unused_ids(cell_arc, self.num_ids - 2)
             if states is None:
@@ -138,11 +142,13 @@ class CellCombine(micro_ops.OpLayer):
             x = tf.reshape(tf.transpose(picked, [1, 2, 3, 0, 4]),
                            [shape[1], shape[2], shape[3], shape[0] * self.filters])
             kernel = tf.gather(self.kernel, unused, axis=0)
+            mean = (lambda: tf.reduce_mean(picked, axis=0))
         kernel = tf.reshape(kernel, [1, 1, -1, self.filters])
         if self.kernel_quantizer is not None and not weights_are_real():
             kernel = self.kernel_quantizer(kernel)
         out = tf.nn.conv2d(self.activation(x), kernel, strides=1, padding="SAME")
-        return micro_ops.apply_optional(self.after_norm, self.bn(out, training=self._bn_training(training)))
+        out = micro_ops.apply_optional(self.after_norm, self.bn(out, training=self._bn_training(training)))
+        return out + mean() if self.shortcut else out
 
 
 class MicroCell(keras.layers.Layer):
@@ -195,6 +201,11 @@ class MicroCell(keras.layers.Layer):
         self._op_kw = dict(precision=self.precision, batch_stats=batch_stats)
         self.op_precision = op_precision or Precision.parse
         self.search_precisions = tuple(search_precisions) if fixed_cell is None and len(search_precisions) >= 2 else ()
+        # The precision as data of one op branch (quantize.switchable) when every searched
+        # precision allows it; else one branch per (op, precision).
+        self.switched_precision = bool(self.search_precisions) and all(
+            p.kernel_quantizer() is not None for p in self.search_precisions) and \
+            floor_forms([p.activation() for p in self.search_precisions]) is not None
         self.ops_bank = SharedLayers(name="ops")
         self.combine = CellCombine(
             self.space.num_ids, filters,
@@ -267,13 +278,18 @@ class MicroCell(keras.layers.Layer):
             y = self._drop_path(y, training, drop_path_scale)
         return y
 
-    def _branches(self, node, slot, x, training, drop_path_scale):
-        """The op branches of a slot: one per op, or, in a mixed-precision search, one per
-        (op with weights, precision) pair and one per op without weights."""
+    def _branches(self, node, slot, x, training, drop_path_scale, precision=None):
+        """The op branches of a slot: one per op (an op with weights gets ``precision``, the
+        int32 tensor of its precision, when the precision is switched as data), or, in a
+        mixed-precision search whose precisions are not switchable, one per (op with weights,
+        precision) pair and one per op without weights."""
         branches = []
         for o in range(self.space.num_ops):
-            precisions = range(len(self.search_precisions)) if self.search_precisions and \
-                self.space.ops[o].has_weights else [None]
+            weighted = self.space.ops[o].has_weights
+            if self.switched_precision:
+                precisions = [precision if weighted else None]
+            else:
+                precisions = range(len(self.search_precisions)) if self.search_precisions and weighted else [None]
             for p in precisions:
                 branches.append(lambda o=o, p=p: self._apply_op(node, slot, o, x, training, drop_path_scale, p))
         return branches
@@ -303,11 +319,10 @@ class MicroCell(keras.layers.Layer):
                 position = self.space.input_position(node, slot)
                 input_id, op_id = choices[position], choices[position + 1]
                 x = nodes[input_id] if states is None else states.read(input_id)
-                if self.search_precisions:
-                    index = self._branch_index(op_id, precisions[2 * node + slot])
-                else:
-                    index = op_id
-                out = out + select(index, self._branches(node, slot, x, training, drop_path_scale),
+                precision = precisions[2 * node + slot] if self.search_precisions else None
+                index = self._branch_index(op_id, precision) if self.search_precisions and \
+                    not self.switched_precision else op_id
+                out = out + select(index, self._branches(node, slot, x, training, drop_path_scale, precision),
                                    self.op_selection)
             nodes.append(out)
             if states is not None:

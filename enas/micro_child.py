@@ -63,7 +63,7 @@ class MicroChild(keras.Model):
             if self.search_mode else ()
         self.space = SearchSpace(config.num_nodes, precisions=tuple(p.short_name() for p in search_precisions))
         self.drop_path_scale = self.add_weight(
-            name="drop_path_scale", shape=(), initializer="ones", trainable=False
+            name="drop_path_scale", shape=(), initializer="ones", trainable=False, aggregation="only_first_replica"
         )
         stem_precision = policy.for_part("stem")
         self.stem = QuantConv2D(
@@ -221,7 +221,7 @@ class AuxHead(keras.layers.Layer):
         super().__init__(**kwargs)
         self.activation = precision.activation()
         self.pool = keras.layers.AveragePooling2D(5, strides=3, padding="valid")
-        self.conv1 = micro_ops.ConvBN(128, 1, precision=precision, activate=False)
+        self.conv1 = micro_ops.ConvBN(128, 1, precision=precision, activate=False, shortcut=False)
         self.conv2 = None
         self.precision = precision
         self.dense = keras.layers.Dense(num_classes)
@@ -230,7 +230,8 @@ class AuxHead(keras.layers.Layer):
         pooled = self.pool.compute_output_shape(input_shape)
         self.conv1.build(pooled)
         shape = self.conv1.compute_output_shape(pooled)
-        self.conv2 = micro_ops.ConvBN(768, tuple(shape[1:3]), precision=self.precision, padding="valid")
+        self.conv2 = micro_ops.ConvBN(768, tuple(shape[1:3]), precision=self.precision, padding="valid",
+                                      shortcut=False)
         self.conv2.build(shape)
         self.dense.build((input_shape[0], 768))
 

@@ -13,9 +13,11 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from enas import distribute
 from enas.precision import Precision
 from enas.search_space import DEFAULT as DEFAULT_SPACE
 from quantize.layers import QuantConv2D, QuantSeparableConv2D
+from quantize.switchable import SwitchableActivation, SwitchableKernel, floor_forms
 
 BN_MOMENTUM = 0.9
 BN_EPSILON = 1e-5
@@ -29,6 +31,11 @@ class BatchNorm(keras.layers.Layer):
     training (moving averages updated with ``momentum``) and the moving averages otherwise. The
     fused op traces into one node instead of a dozen, which matters when a search-mode cell holds
     hundreds of them. Input and output ``(batch, H, W, C)`` (or ``(batch, C)``).
+
+    Under a ``tf.distribute`` strategy with two or more replicas, inside
+    :func:`enas.distribute.synchronized_batch_norm`, training uses the mean and variance of the
+    global batch (one all-reduce), so the replicas compute what one device would; the moving
+    averages are then the same on every replica (their updates are averaged over replicas).
     """
 
     def __init__(self, momentum=BN_MOMENTUM, epsilon=BN_EPSILON, track_moving_stats=True, **kwargs):
@@ -43,16 +50,22 @@ class BatchNorm(keras.layers.Layer):
         self.gamma = self.add_weight(name="gamma", shape=channels, initializer="ones")
         self.beta = self.add_weight(name="beta", shape=channels, initializer="zeros")
         self.moving_mean = self.add_weight(name="moving_mean", shape=channels, initializer="zeros",
-                                           trainable=False)
+                                           trainable=False, aggregation="mean")
         self.moving_variance = self.add_weight(name="moving_variance", shape=channels,
-                                               initializer="ones", trainable=False)
+                                               initializer="ones", trainable=False, aggregation="mean")
 
     def call(self, x, training=None):
         rank4 = len(x.shape) == 4
         x4 = x if rank4 else x[:, None, None, :]
-        if training:
+        sync = distribute.sync_context() if training else None
+        if sync is not None:
+            mean, variance, count = distribute.global_moments(x4, sync)
+            y = tf.nn.batch_normalization(x4, mean, variance, self.beta, self.gamma, self.epsilon)
+            variance = variance * count / tf.maximum(count - 1.0, 1.0)  # unbiased, as the fused op's
+        elif training:
             y, mean, variance = tf.compat.v1.nn.fused_batch_norm(
                 x4, self.gamma, self.beta, epsilon=self.epsilon, is_training=True)
+        if training:
             if self.track_moving_stats:
                 decay = 1.0 - self.momentum
                 self.moving_mean.assign_sub(decay * (self.moving_mean - mean))
@@ -125,6 +138,20 @@ def apply_optional(layer, x):
     return x if layer is None else layer(x)
 
 
+def real_shortcut(x, output_shape):
+    """The real-valued shortcut of a quantized conv whose input is ``x`` ``(batch, H, W, C)``
+    and whose output has ``output_shape`` ``(batch, H', W', C')`` (Bi-Real Net; ReActNet for the
+    reductions): ``x`` itself when the shapes agree; a 2 x 2 average pool (stride 2, same
+    padding: ``H' = ceil(H / 2)``) when the output is half the size; the channels repeated
+    ``ceil(C' / C)`` times and cut to ``C'`` when they differ. No weights."""
+    if tuple(x.shape[1:3]) != tuple(output_shape[1:3]):
+        x = tf.nn.avg_pool2d(x, 2, 2, "SAME")
+    channels, wanted = x.shape[-1], output_shape[-1]
+    if channels != wanted:
+        x = ops.concatenate([x] * -(-wanted // channels), axis=-1)[..., :wanted]
+    return x
+
+
 class OpLayer(keras.layers.Layer):
     """Base of the cell ops: builds its sublayers from the input shape (no lazy building, so a
     search-mode child can be traced with ``tf.switch_case`` once all positions exist)."""
@@ -133,6 +160,7 @@ class OpLayer(keras.layers.Layer):
         super().__init__(**kwargs)
         self.precision = Precision.parse(precision)
         self.batch_stats = batch_stats
+        self.shortcut = self.precision.shortcut
 
     def _bn_training(self, training):
         return True if self.batch_stats else training
@@ -142,10 +170,15 @@ class OpLayer(keras.layers.Layer):
 
 
 class ConvBN(OpLayer):
-    """``activation -> k x k conv (quantized) -> BN``. Output ``(batch, H/stride, W/stride, filters)``."""
+    """``activation -> k x k conv (quantized) -> BN``. Output ``(batch, H/stride, W/stride, filters)``.
 
-    def __init__(self, filters, kernel_size=1, strides=1, activate=True, padding="same", **kwargs):
+    With the precision's ``shortcut`` (and ``shortcut`` not ``False``), ``+ real_shortcut(x)``.
+    """
+
+    def __init__(self, filters, kernel_size=1, strides=1, activate=True, padding="same", shortcut=None,
+                 **kwargs):
         super().__init__(**kwargs)
+        self.shortcut = self.shortcut and shortcut is not False
         self.filters = filters
         self.conv = QuantConv2D(
             filters, kernel_size, strides=strides, padding=padding, use_bias=False,
@@ -167,8 +200,9 @@ class ConvBN(OpLayer):
             self.after_norm.build(output_shape)
 
     def call(self, x, training=None):
-        x = self.conv(apply_optional(self.threshold, x))
-        return apply_optional(self.after_norm, self.bn(x, training=self._bn_training(training)))
+        y = self.conv(apply_optional(self.threshold, x))
+        y = apply_optional(self.after_norm, self.bn(y, training=self._bn_training(training)))
+        return y + real_shortcut(x, y.shape) if self.shortcut else y
 
     def compute_output_shape(self, input_shape):
         return self.conv.compute_output_shape(input_shape)
@@ -176,18 +210,28 @@ class ConvBN(OpLayer):
 
 class SepConv(OpLayer):
     """ENAS separable-conv op: twice ``activation -> separable k x k conv -> BN``; C channels kept.
+    With the precision's ``shortcut``, each of the two is ``x + BN(sep_conv(q(x)))`` (Bi-Real Net).
 
     ``alternatives`` (mixed-precision search): the precisions this op may run at, on the same
-    latent kernels and batch norms; ``call(..., precision_index=i)`` (a Python int) runs it at
-    ``alternatives[i]``: that precision's activation and kernel quantizers (and RSign / RPReLU
-    when it is a binary precision with them). The kernels' initializer and latent clip are those
-    of ``precision``.
+    latent kernels and batch norms; ``call(..., precision_index=i)`` runs it at
+    ``alternatives[i]``: that precision's activation and kernel quantizers (and RSign / RPReLU /
+    shortcut when that precision has them). ``i`` is a Python int, or, when ``switchable`` (every
+    alternative's activation has a floor form, :mod:`quantize.switchable`), an int32 scalar
+    tensor: the precision is then data of one graph, not a branch. The kernels' initializer and
+    latent clip are those of ``precision``.
     """
 
     def __init__(self, filters, kernel_size, alternatives=(), **kwargs):
         super().__init__(**kwargs)
         self.alternatives = tuple(Precision.parse(p) for p in alternatives) or (self.precision,)
         self.quantizer_sets = [(p.kernel_quantizer(), p.activation()) for p in self.alternatives]
+        kernels, activations = zip(*self.quantizer_sets)
+        self.switchable = len(self.alternatives) > 1 and None not in kernels and floor_forms(activations) is not None
+        if self.switchable:
+            self.switched = (SwitchableKernel(kernels), SwitchableActivation(activations))
+            self.option_masks = {name: tf.constant([float(getattr(p, name)) for p in self.alternatives])
+                                 for name in ("rsign", "rprelu", "shortcut")}
+            self.any_shortcut = any(p.shortcut for p in self.alternatives)
         rsign = next((p for p in self.alternatives if p.rsign), None)
         rprelu = next((p for p in self.alternatives if p.rprelu), None)
         self.stack = []
@@ -213,18 +257,37 @@ class SepConv(OpLayer):
                 after_norm.build(input_shape)
 
     def call(self, x, training=None, precision_index=None):
+        if precision_index is not None and not isinstance(precision_index, int):
+            return self._call_switched(x, training, precision_index)
         precision = None if precision_index is None else self.alternatives[precision_index]
         for threshold, conv, bn, after_norm in self.stack:
             if precision is None:
-                x = bn(conv(apply_optional(threshold, x)), training=self._bn_training(training))
-                x = apply_optional(after_norm, x)
+                y = bn(conv(apply_optional(threshold, x)), training=self._bn_training(training))
+                y = apply_optional(after_norm, y)
+                x = x + y if self.shortcut else y
                 continue
             kernel_quantizer, activation = self.quantizer_sets[precision_index]
-            if precision.rsign:
-                x = threshold(x)
-            x = bn(conv.call_with(x, kernel_quantizer, activation), training=self._bn_training(training))
+            y = threshold(x) if precision.rsign else x
+            y = bn(conv.call_with(y, kernel_quantizer, activation), training=self._bn_training(training))
             if precision.rprelu:
-                x = after_norm(x)
+                y = after_norm(y)
+            x = x + y if precision.shortcut else y
+        return x
+
+    def _call_switched(self, x, training, index):
+        """:meth:`call` at ``alternatives[index]``, ``index`` an int32 scalar tensor: the picked
+        precision's quantizers through :mod:`quantize.switchable`, its options as 0/1 masks."""
+        kernel, activation = self.switched
+        mask = {name: tf.gather(values, index) for name, values in self.option_masks.items()}
+        for threshold, conv, bn, after_norm in self.stack:
+            y = x if threshold is None else x - threshold.threshold * mask["rsign"]
+            y = conv.call_with(y, lambda w: kernel(w, index), lambda v: activation(v, index))
+            y = bn(y, training=self._bn_training(training))
+            if after_norm is not None:
+                y = tf.where(mask["rprelu"] > 0, after_norm(y), y)
+            # add_n: the gradient of `x + y` asks for the shape of `x`, a value the switch_case's
+            # gradient branch cannot read when `x` comes from the cell's TensorArray.
+            x = tf.where(mask["shortcut"] > 0, tf.add_n([x, y]), y) if self.any_shortcut else y
         return x
 
 
@@ -293,8 +356,9 @@ class FactorizedReduce(OpLayer):
     """Halve H and W, set channels to ``filters`` (ENAS factorized reduction).
 
     ``activation ->`` two paths: 1x1 conv on the even pixels, and 1x1 conv on the odd pixels
-    (input shifted by one, zero-padded), each to half the filters; concatenate; BN.
-    Input ``(batch, H, W, C)``; output ``(batch, ceil(H/2), ceil(W/2), filters)``.
+    (input shifted by one, zero-padded), each to half the filters; concatenate; BN; with the
+    precision's ``shortcut``, ``+ real_shortcut(x)`` (ReActNet's reduction: the average-pooled
+    input). Input ``(batch, H, W, C)``; output ``(batch, ceil(H/2), ceil(W/2), filters)``.
 
     The even/odd pixels are taken by the convs' stride 2, not by ``x[:, ::2, ::2]``: the
     gradient of a strided slice (``StridedSliceGrad``) took ~40% of a small MNIST child's
@@ -325,6 +389,7 @@ class FactorizedReduce(OpLayer):
             self.after_norm.build(self.compute_output_shape(input_shape))
 
     def call(self, x, training=None):
+        real = x
         x = self.activation(apply_optional(self.threshold, x))
         shifted = tf.slice(x, [0, 1, 1, 0], [-1, -1, -1, -1])  # (N, H-1, W-1, C)
         # An odd (or unknown) size needs the zero row/column the original pads with; an even one
@@ -333,7 +398,8 @@ class FactorizedReduce(OpLayer):
         if pad_h or pad_w:
             shifted = tf.pad(shifted, [[0, 0], [0, pad_h], [0, pad_w], [0, 0]])
         out = ops.concatenate([self.paths[0](x), self.paths[1](shifted)], axis=-1)
-        return apply_optional(self.after_norm, self.bn(out, training=self._bn_training(training)))
+        out = apply_optional(self.after_norm, self.bn(out, training=self._bn_training(training)))
+        return out + real_shortcut(real, out.shape) if self.shortcut else out
 
     def compute_output_shape(self, input_shape):
         n, h, w, _ = input_shape

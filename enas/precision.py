@@ -44,6 +44,13 @@ class Precision:
       channel (ReActNet's RSign) instead of ``sign(x)``;
     * ``rprelu``: each binary convolution's batch norm is followed by ReActNet's RPReLU,
       ``prelu_c(y - gamma_c) + zeta_c`` (learned per-channel shifts and negative slope).
+
+    and, for any quantized kind (set by :class:`PrecisionPolicy` on every quantized part):
+
+    * ``shortcut``: each quantized convolution of a cell gets a real-valued shortcut, ``y =
+      BN(conv(q(x))) + s(x)`` (Bi-Real Net), ``s`` the identity or, where the shapes differ,
+      :func:`enas.micro_ops.real_shortcut`; the cell's combine adds the mean of the ids it
+      concatenates. No weights: the memory and the MACs are unchanged.
     """
 
     kind: str = "ternary"
@@ -51,6 +58,7 @@ class Precision:
     scale: bool = False
     rsign: bool = False
     rprelu: bool = False
+    shortcut: bool = False
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -61,6 +69,8 @@ class Precision:
             raise ConfigError(
                 f"bad bit width {self.bits!r} for quantized precision: use one of {SUPPORTED_BITS}"
             )
+        if self.kind == "float" and self.shortcut:
+            raise ConfigError("real-valued shortcuts are an option of the quantized precisions, not of float")
 
     @classmethod
     def parse(cls, spec, bits=4):
@@ -111,6 +121,7 @@ class Precision:
 
 BINARY_OPTIONS = ("scale", "rsign", "rprelu")
 HEAD_ACTIVATIONS = ("cells", "classifier")
+SHORTCUTS = ("binary", "quantized", "none")
 FLOAT = Precision("float")
 
 # The original repo's mix: 4-bit stem and first layer, ternary everywhere else.
@@ -133,6 +144,10 @@ class PrecisionPolicy:
             that of the last layer's precision (ENAS's ReLU in float, the quantizer otherwise), or
             ``"classifier"``, that of the classifier's precision (ReLU for the float classifier:
             the pooled features stay real-valued, as in Bi-Real Net and ReActNet).
+        shortcuts: which parts get real-valued shortcuts around their convolutions
+            (:attr:`Precision.shortcut`): ``"binary"`` (the binary parts: they gain most, see
+            the README's recipe table), ``"quantized"`` (every binary, ternary and k-bit part) or
+            ``"none"``; float parts never do.
     """
 
     default: Precision = Precision()
@@ -141,12 +156,13 @@ class PrecisionPolicy:
     overrides: tuple = ()
     binary: tuple = ()
     head_activation: str = "cells"
+    shortcuts: str = "binary"
 
     # The precision flags of the scripts and their defaults (see from_settings).
     FLAG_DEFAULTS = {"child_quantization": "ternary", "child_bits": 4, "child_quantize_stem": False,
                      "child_quantize_classifier": False, "child_precision_overrides": "",
                      "child_binary_scale": False, "child_binary_rsign": False, "child_binary_rprelu": False,
-                     "child_head_activation": "cells"}
+                     "child_head_activation": "cells", "child_real_shortcuts": "binary"}
 
     def __post_init__(self):
         unknown = set(self.binary) - set(BINARY_OPTIONS)
@@ -156,6 +172,8 @@ class PrecisionPolicy:
         if self.binary and not self.has_binary_part():
             raise ConfigError(f"--child_binary_{self.binary[0]} needs a binary part: pass --child_quantization binary "
                               "or a binary --child_precision_overrides entry")
+        if self.shortcuts not in SHORTCUTS:
+            raise ConfigError(f"unknown --child_real_shortcuts {self.shortcuts!r}: use one of {', '.join(SHORTCUTS)}")
         if self.head_activation not in HEAD_ACTIVATIONS:
             raise ConfigError(f"unknown --child_head_activation {self.head_activation!r}: use one of "
                               f"{', '.join(HEAD_ACTIVATIONS)}")
@@ -167,7 +185,7 @@ class PrecisionPolicy:
         binary = tuple(name for name in BINARY_OPTIONS if s.get(f"child_binary_{name}", False))
         return cls.from_flags(s["child_quantization"], s["child_bits"], s["child_quantize_stem"],
                               s["child_quantize_classifier"], s["child_precision_overrides"], binary,
-                              s.get("child_head_activation", "cells"))
+                              s.get("child_head_activation", "cells"), s.get("child_real_shortcuts", "none"))
 
     def to_settings(self):
         """Inverse of :meth:`from_settings`."""
@@ -176,25 +194,27 @@ class PrecisionPolicy:
                 "child_quantize_classifier": self.quantize_classifier,
                 "child_precision_overrides": ",".join(f"{name}={p}" for name, p in self.overrides),
                 **{f"child_binary_{name}": name in self.binary for name in BINARY_OPTIONS},
-                "child_head_activation": self.head_activation}
+                "child_head_activation": self.head_activation, "child_real_shortcuts": self.shortcuts}
 
     def to_json(self):
         """Plain-JSON dict (inverse: :meth:`from_json`)."""
         return {"default": str(self.default), "bits": self.default.bits, "quantize_stem": self.quantize_stem,
                 "quantize_classifier": self.quantize_classifier,
                 "overrides": ",".join(f"{name}={p}" for name, p in self.overrides),
-                "binary": list(self.binary), "head_activation": self.head_activation}
+                "binary": list(self.binary), "head_activation": self.head_activation,
+                "shortcuts": self.shortcuts}
 
     @classmethod
     def from_json(cls, data):
-        # "binary", "head_activation" absent: recorded before they existed (none; "cells").
+        # "binary", "head_activation", "shortcuts" absent: recorded before they existed (none;
+        # "cells"; "none").
         return cls.from_flags(data["default"], data["bits"], data["quantize_stem"],
                               data["quantize_classifier"], data["overrides"], tuple(data.get("binary", ())),
-                              data.get("head_activation", "cells"))
+                              data.get("head_activation", "cells"), data.get("shortcuts", "none"))
 
     @classmethod
     def from_flags(cls, quantization="ternary", bits=4, quantize_stem=False,
-                   quantize_classifier=False, overrides="", binary=(), head_activation="cells"):
+                   quantize_classifier=False, overrides="", binary=(), head_activation="cells", shortcuts="binary"):
         """Build from flag values; ``overrides`` like ``"stem=quantized:4,layer_0=binary"``
         or ``"original"`` (the original repo's mix)."""
         if str(overrides).strip() == "original":
@@ -210,11 +230,11 @@ class PrecisionPolicy:
                 )
             parsed.append((name, Precision.parse(spec, bits)))
         return cls(Precision.parse(quantization, bits), bool(quantize_stem),
-                   bool(quantize_classifier), tuple(parsed), tuple(binary), str(head_activation))
+                   bool(quantize_classifier), tuple(parsed), tuple(binary), str(head_activation), str(shortcuts))
 
     def for_part(self, name):
         """Precision of the part ``name`` (``stem``, ``layer_3``, ``aux_head``, ``classifier``),
-        with the binary options when it is binary."""
+        with the binary options when it is binary and the shortcuts when it is quantized."""
         return self._with_options(self._kind_of_part(name))
 
     def _kind_of_part(self, name):
@@ -229,13 +249,17 @@ class PrecisionPolicy:
 
     def with_options(self, precision):
         """``precision`` (a :class:`Precision` or its name) with this policy's binary options
-        when it is binary."""
+        when it is binary and its shortcuts when it is quantized."""
         return self._with_options(Precision.parse(precision, self.default.bits))
 
     def _with_options(self, precision):
-        if precision.kind != "binary" or not self.binary:
-            return precision
-        return dataclasses.replace(precision, **{name: True for name in self.binary})
+        options = {}
+        if precision.kind == "binary":
+            options.update({name: True for name in self.binary})
+        if self.shortcuts == "quantized" and precision.kind != "float" or \
+                self.shortcuts == "binary" and precision.kind == "binary":
+            options["shortcut"] = True
+        return dataclasses.replace(precision, **options) if options else precision
 
     def has_binary_part(self):
         """Some part of the network is binary."""
@@ -249,4 +273,6 @@ class PrecisionPolicy:
             parts.append(f"binary options={'+'.join(self.binary)}")
         if self.head_activation != "cells":
             parts.append(f"head activation={self.head_activation}")
+        if self.shortcuts == "quantized" or self.shortcuts == "binary" and self.has_binary_part():
+            parts.append(f"real shortcuts ({self.shortcuts} parts)")
         return ", ".join(parts)

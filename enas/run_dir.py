@@ -58,6 +58,17 @@ def prepare(output_dir, config, reset=False):
     os.makedirs(output_dir, exist_ok=True)
     path = os.path.join(output_dir, CONFIG_FILE)
     if os.path.exists(path):
+        check_identity(output_dir, identity)
+    else:
+        atomic_write(path, json.dumps(record, indent=2, sort_keys=True) + "\n")
+
+
+def check_identity(output_dir, config):
+    """Raise unless the run recorded in ``output_dir`` (if any) has the identity of ``config`` (a
+    :class:`enas.config.RunConfig` or an identity dict). Reads only."""
+    identity = config if isinstance(config, dict) else config.identity()
+    path = os.path.join(output_dir, CONFIG_FILE)
+    if os.path.exists(path):
         try:
             with open(path) as f:
                 previous = json.load(f)
@@ -76,8 +87,6 @@ def prepare(output_dir, config, reset=False):
                 f"{output_dir!r} holds a run with a different {k} ({previous.get(k)!r}, now "
                 f"{identity.get(k)!r}); pass --reset_output_dir to start over or use another --output_dir"
             )
-    else:
-        atomic_write(path, json.dumps(record, indent=2, sort_keys=True) + "\n")
 
 
 def update_record(output_dir, config):
@@ -147,13 +156,14 @@ class Checkpoints:
         self.checkpoint = tf.train.Checkpoint(**trackables)
         self.manager = tf.train.CheckpointManager(self.checkpoint, output_dir, max_to_keep=max_to_keep)
 
-    def restore_latest(self, partial=False):
-        """Restore the newest checkpoint; return its path, or ``None`` when there is none.
+    def restore_latest(self, partial=False, directory=None):
+        """Restore the newest checkpoint (of ``directory`` when given: a multi-worker run's
+        other workers read the chief's); return its path, or ``None`` when there is none.
 
         Every tracked object must be found in it; with ``partial``, values in the checkpoint
         that nothing here tracks (e.g. an optimizer, when only the model is wanted) are fine.
         """
-        path = self.manager.latest_checkpoint
+        path = self.manager.latest_checkpoint if directory is None else tf.train.latest_checkpoint(directory)
         if path is None:
             return None
         try:

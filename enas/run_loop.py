@@ -6,8 +6,10 @@ network, which architecture each step trains, the search's controller phase afte
 the final report)::
 
     run(config, task)
+      strategy = the --distribution's (none by default); this worker's role
       data = load_data(config); seed
       with strategy.scope(): task.build(config, data)          # network, trainer, extra state
+      task.build_unreplicated(config, data)                    # search: the controller
       prepare the output folder (config.json), open the log, restore the newest checkpoint
       log the task's header
       for each remaining epoch:
@@ -16,21 +18,25 @@ the final report)::
           evaluate (every eval_every_epochs), save the checkpoint
       return task.finish(...)
 
-Scale-out: given a ``tf.distribute`` strategy, the network, the optimizer and the task's
-variables are created under ``strategy.scope()``, the steps average the loss over the global batch (:mod:`enas.child_trainer`), and the
-loop itself keeps no state outside checkpointed variables.
+Scale-out (:mod:`enas.distribute`): under a ``tf.distribute`` strategy the network, its optimizer
+and the task's replicated variables are created under ``strategy.scope()``, the steps run per
+replica on the global batch split over them (:mod:`enas.child_trainer`), the datasets are
+distributed, and only the chief writes the run folder (the other workers write to a folder of
+their own and resume from the chief's checkpoints). The loop itself keeps no state outside
+checkpointed variables, so a run resumes under another replica count.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
+import shutil
 import sys
 import time
 
 import keras
 
-from enas import data_utils, log_format, run_dir
+from enas import data_utils, distribute, log_format, run_dir
 from enas.child_trainer import ChildTrainer, learning_rate_schedule, make_optimizer
 from enas.errors import UserError
 from enas.summaries import RunSummaries
@@ -52,6 +58,10 @@ class Task:
     def build(self, config, data):
         """Create the network, its trainer and any other state (under the strategy's scope)."""
         raise NotImplementedError
+
+    def build_unreplicated(self, config, data):
+        """Create what lives once per process, outside the strategy's scope (the search's
+        controller: every worker samples the same architectures from the same seed)."""
 
     def trackables(self):
         """Objects the checkpoint holds besides the epoch counter (default: model and optimizer)."""
@@ -94,7 +104,8 @@ def training_options(config):
     schedule = ("one cosine period over the run" if not t.lr_T_0 else
                 f"cosine restarts every {t.lr_T_0} x {t.lr_T_mul}^k epochs") if t.lr_cosine else "constant"
     decay = f"L2 {t.l2_reg:g}" + ("" if t.l2_latent or not t.l2_reg else " (not on latent quantized weights)")
-    lines = [f"Training: recipe {t.recipe}: {t.optimizer}, lr {t.lr_max:g} -> {t.lr_min:g} ({schedule}), {decay}"]
+    lines = [f"Training: recipe {t.recipe}: batch {t.batch_size}, {t.optimizer}, lr {t.lr_max:g} -> {t.lr_min:g} "
+             f"({schedule}), {decay}"]
     if t.real_weight_epochs:
         first = "epoch 1" if t.real_weight_epochs == 1 else f"epochs 1-{t.real_weight_epochs}"
         lines.append(f"Two-stage training: real-valued kernels for {first}, quantized from epoch "
@@ -113,15 +124,18 @@ def make_child_trainer(config, model, num_train, search_mode, teacher=None):
                         l2_latent=t.l2_latent, real_weight_steps=t.real_weight_epochs * steps_per_epoch,
                         grad_bound=t.grad_bound, search_mode=search_mode,
                         jit_compile=search_mode and t.xla, drop_path_steps=steps_per_epoch * t.num_epochs,
-                        teacher=teacher, distill_weight=t.distill_weight, distill_temperature=t.distill_temperature)
+                        teacher=teacher, distill_weight=t.distill_weight, distill_temperature=t.distill_temperature,
+                        sync_batch_norm=config.distribute.sync_batch_norm)
 
 
 class Loop:
     """The state of a running :func:`run`, handed to the task's hooks: ``config``, ``data``,
-    ``trainer``, ``log``, ``summaries`` (TensorBoard scalars) and ``start`` (wall time)."""
+    ``trainer``, ``log``, ``summaries`` (TensorBoard scalars), ``start`` (wall time) and
+    ``strategy`` (``None`` on the default single-device path)."""
 
-    def __init__(self, config, data, trainer, log):
+    def __init__(self, config, data, trainer, log, strategy=None):
         self.config, self.data, self.trainer, self.log = config, data, trainer, log
+        self.strategy = strategy
         self.start = time.time()
         self.steps_per_epoch = config.training.steps_per_epoch(len(data.x_train))
         self.summaries = RunSummaries(config.output.output_dir)
@@ -140,14 +154,19 @@ class Loop:
         if sys.stdout.isatty():
             self.progbar = keras.utils.Progbar(self.steps_per_epoch, stateful_metrics=["loss", "lr"])
         d = self.config.data
-        return data_utils.make_dataset(
+        return distribute.distribute_dataset(self.strategy, data_utils.make_dataset(
             self.data.x_train, self.data.y_train, self.config.training.batch_size, training=True,
             augment=d.augment, cutout_size=d.cutout_size or None, seed=self.config.output.seed * 1000 + epoch,
-        )
+        ))
 
     def eval_dataset(self, split):
         x, y = (self.data.x_valid, self.data.y_valid) if split == "valid" else (self.data.x_test, self.data.y_test)
-        return data_utils.make_dataset(x, y, self.config.training.eval_batch_size, training=False)
+        return distribute.distribute_dataset(
+            self.strategy, data_utils.make_dataset(x, y, self.config.training.eval_batch_size, training=False))
+
+    def scope(self):
+        """The strategy's scope (to change replicated variables outside the steps), or none."""
+        return self.strategy.scope() if self.strategy is not None else contextlib.nullcontext()
 
     def after_step(self, epoch, out, checkpoints):
         """NaN guard, progress bar (terminal only) and the step line every ``log_every`` steps."""
@@ -185,7 +204,16 @@ class Loop:
 def run(config, task, log=None, strategy=None, echo=True):
     """Run ``task`` with ``config`` (a :class:`enas.config.RunConfig`); returns
     ``task.finish(loop)`` plus ``epochs`` (the epochs completed). The log goes to stdout and the
-    run folder's ``stdout`` file (only the file with ``echo=False``) unless ``log`` is given."""
+    run folder's ``stdout`` file (only the file with ``echo=False``) unless ``log`` is given.
+    ``strategy``: a ``tf.distribute`` strategy to run under instead of ``config.distribute``'s."""
+    if strategy is None:  # first: a CPU split or a cluster must be set up before TensorFlow runs
+        strategy = distribute.make_strategy(config.distribute)
+    worker = distribute.Worker(strategy, config.output.output_dir)
+    fresh_start = config.output.reset_output_dir
+    if not worker.is_chief:  # the chief checks and writes the run folder; the others only read it
+        if not fresh_start:
+            run_dir.check_identity(worker.read_dir, config)
+        config = config.replace(output={"output_dir": worker.write_dir, "reset_output_dir": True})
     data = load_data(config)
     keras.utils.set_random_seed(config.output.seed)
     # No scope without a strategy: even the default strategy's scope changes Keras' initial
@@ -193,18 +221,25 @@ def run(config, task, log=None, strategy=None, echo=True):
     with strategy.scope() if strategy is not None else contextlib.nullcontext():
         task.build(config, data)
         epoch_var = keras.Variable(0, dtype="int64", trainable=False, name="epoch")
+    task.build_unreplicated(config, data)
     out = config.output
     # Only now, with every setting validated and the network built, touch the output folder.
     run_dir.prepare(out.output_dir, config, out.reset_output_dir)
     log = log or run_dir.RunLog(out.output_dir, echo=echo)
     checkpoints = run_dir.Checkpoints(out.output_dir, epoch=epoch_var, **task.trackables())
-    restored = checkpoints.restore_latest()
+    if worker.is_chief:
+        restored = checkpoints.restore_latest()
+    else:  # from the chief's folder, unless the chief is starting it over
+        restored = None if fresh_start else checkpoints.restore_latest(directory=worker.read_dir)
+    worker.check_same_epoch(int(epoch_var.numpy()))
     run_dir.update_record(out.output_dir, config)
-    loop = Loop(config, data, task.trainer, log)
+    loop = Loop(config, data, task.trainer, log, strategy)
 
     log("-" * 80)
     for line in task.header(config, data):
         log(line)
+    if strategy is not None:
+        log(distribute.describe(strategy, config.distribute, config.training.batch_size, worker))
     if restored:
         log(f"Resuming from {restored} at epoch {int(epoch_var.numpy())}, step {loop.step()}")
     log("-" * 80)
@@ -220,8 +255,12 @@ def run(config, task, log=None, strategy=None, echo=True):
         if (epoch + 1) % out.eval_every_epochs == 0 or epoch + 1 == num_epochs:
             log(f"Epoch {epoch + 1}: Eval")
             loop.evaluate(arc=task.eval_arc())
-        epoch_var.assign(epoch + 1)
+        with loop.scope():
+            epoch_var.assign(epoch + 1)
         checkpoints.save()
         task.epoch_done(epoch, seconds, loop)
     result = task.finish(loop)
+    if not worker.is_chief:  # its folder only served TensorFlow's rule that every worker writes
+        getattr(log, "close", lambda: None)()
+        shutil.rmtree(worker.write_dir, ignore_errors=True)
     return {**result, "epochs": int(epoch_var.numpy())}

@@ -107,8 +107,14 @@ class Search(run_loop.Task):
         self.config = config
         xla = config.training.xla
         self.model = MicroChild(config.child, static_shapes=xla).build_for(data.image_shape)
-        self.controller = make_controller(config, self.model.space)
         self.trainer = run_loop.make_child_trainer(config, self.model, len(data.x_train), search_mode=True)
+
+    def build_unreplicated(self, config, data):
+        """The controller, its trainer and the reward, once per process (not replicated): every
+        worker samples the same architectures from the same seed, and a distributed search step
+        trains all replicas on the first one's. The reward reads the shared child's weights
+        (replicated or not) on one device, over a whole validation minibatch."""
+        self.controller = make_controller(config, self.model.space)
         self.reward_batches = RewardBatches(data, config.training.batch_size, config.output.seed)
         accuracy_fn = batch_accuracy(self.model, self.reward_batches)
         self.costing = None

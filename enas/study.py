@@ -85,6 +85,9 @@ def from_settings(s):
     search_settings["data_path"] = s["data_path"] or f"./data/{dataset}"
     search_settings["output_dir"] = s["output_dir"] or f"./output-{dataset_short_name(dataset)}-study"
     search = RunConfig.from_settings(search_settings, "search", s["dataset"])
+    if search.distribute.distribution == "multi_worker":
+        raise ConfigError("the study runs on one host (--distribution default or mirrored): its phases share one "
+                          "folder; on a cluster run search_arc_*.py and train_arc_*.py with multi_worker instead")
     # Every phase anneals its learning rate in one cosine period over its own budget: a budget
     # shorter than the first period would end at a high learning rate, with moving statistics
     # of batch norm that lag the weights (stand-alone ternary accuracy then varies 0.12-0.75).
@@ -189,6 +192,7 @@ class Study:
             training=dataclasses.replace(s.training, num_epochs=self.study.train_epochs, xla=False,
                                          lr_T_0=self.study.train_epochs),
             output=dataclasses.replace(s.output, output_dir=folder, seed=seed, reset_output_dir=False),
+            distribute=s.distribute,
         )
 
     def train(self, groups):

@@ -30,6 +30,7 @@ _PATTERNS = (  # (regex, severity or None to read the letter of group 1)
     (re.compile(rb"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: ([IWEF]) [\w./-]+:\d+\] "), None),  # TF < 2.16
     # the second line of cpu_feature_guard.cc's INFO message
     (re.compile(rb"^To enable the following instructions: .*rebuild TensorFlow with the appropriate"), 0),
+    (re.compile(rb"^INFO: Created TensorFlow Lite (XNNPACK )?delegate for CPU\.$"), 0),  # the TFLite interpreter
 )
 
 _installed = False

@@ -127,8 +127,25 @@ class Quantizer:
         """Inverse of :meth:`encode`: float32 numpy array of ``shape``."""
         raise NotImplementedError
 
+    def floor_form(self):
+        """``(m, b, lo, hi, s, t, g_lo, g_hi)`` when this quantizer is ``clip(floor(m x + b), lo,
+        hi) * s + t`` with the straight-through gradient on ``[g_lo, g_hi]`` (up to rounding
+        ties), so that it can share one formula with other precisions
+        (:mod:`quantize.switchable`); ``None`` otherwise."""
+        return None
+
+    def saturation(self):
+        """``(low, high)`` outside which this quantizer's output no longer changes, so that
+        ``q(clip(x, low, high)) == q(x)``; ``None`` when there is no such range (a rule that
+        depends on the statistics of ``x``)."""
+        return None
+
     def __call__(self, x):
-        return self.call(tf.convert_to_tensor(x))
+        x = tf.convert_to_tensor(x)
+        saturation = self.saturation() if inputs_saturated() else None
+        if saturation is not None:  # an exported integer model then resolves the thresholds finely
+            x = tf.clip_by_value(x, *saturation)
+        return self.call(x)
 
     def call(self, x):
         raise NotImplementedError
@@ -182,22 +199,40 @@ _STAGE = threading.local()
 
 
 @contextlib.contextmanager
+def _stage(name):
+    """Set the thread's flag ``name`` for the block (read when a model is traced)."""
+    previous = getattr(_STAGE, name, False)
+    setattr(_STAGE, name, True)
+    try:
+        yield
+    finally:
+        setattr(_STAGE, name, previous)
+
+
 def real_weights():
     """Within this block the quantized layers use their latent float kernels as they are (no
     kernel quantizer; activations stay quantized): the first stage of two-stage training
     (Real-to-Binary, ReActNet). Read when a layer is called, so a ``tf.function`` traced inside
     the block keeps real weights."""
-    previous = getattr(_STAGE, "real", False)
-    _STAGE.real = True
-    try:
-        yield
-    finally:
-        _STAGE.real = previous
+    return _stage("real")
 
 
 def weights_are_real():
     """True inside :func:`real_weights`."""
     return getattr(_STAGE, "real", False)
+
+
+def saturated_inputs():
+    """Within this block (read when a model is traced) every quantizer first clips its input to
+    its :meth:`Quantizer.saturation` range: the same outputs, and a TensorFlow Lite int8 export
+    then quantizes that input on the quantizer's own range, not on the range of the values that
+    feed it, so its thresholds move by far less (:mod:`enas.tflite_export`)."""
+    return _stage("saturated")
+
+
+def inputs_saturated():
+    """True inside :func:`saturated_inputs`."""
+    return getattr(_STAGE, "saturated", False)
 
 
 def latent_clip_constraint(quantizer):

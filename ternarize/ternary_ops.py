@@ -126,6 +126,18 @@ class SteTern(Quantizer):
             self.kernel_initializer = {"class_name": "RandomUniform",
                                        "config": {"minval": -self.clip_value, "maxval": self.clip_value}}
 
+    def floor_form(self):
+        """The fixed rule: ``clip(floor(x / (2 threshold) + 1/2), -1, 1)`` (differs from it only at
+        ``x = +threshold`` exactly); the TWN rule: ``None`` (its scale depends on the input)."""
+        if self.rule != "fixed":
+            return None
+        return (0.5 / self.threshold_value, 0.5, -1.0, 1.0, 1.0, 0.0, -self.clip_value, self.clip_value)
+
+    def saturation(self):
+        """The fixed rule: ``[-clip_value, clip_value]`` (its threshold lies inside); the TWN
+        rule depends on the statistics of its input: none."""
+        return (-self.clip_value, self.clip_value) if self.rule == "fixed" else None
+
     def call(self, x):
         return ternarize(x, self.rule, self.threshold_value, self.twn_factor, self.clip_value)
 

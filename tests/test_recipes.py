@@ -38,10 +38,10 @@ def _config(mode="train", **settings):
 
 # --- recipes ------------------------------------------------------------------------------------
 @pytest.mark.parametrize("mode", ["train", "search"])
-@pytest.mark.parametrize("precision, recipe", [("binary", "bnn"), ("ternary", "lowbit"),
+@pytest.mark.parametrize("precision, recipe", [("binary", "binary"), ("ternary", "lowbit"),
                                                ("quantized", "lowbit"), ("float", "bnn")])
 def test_auto_recipe_is_the_precisions(mode, precision, recipe):
-    t = _config(mode, child_quantization=precision).training
+    t = _config(mode, child_quantization=precision, batch_size=None).training  # every field unset
     expected = recipes.RECIPES[recipe]
     assert {name: getattr(t, name) for name in recipes.FIELDS} == dataclass_dict(expected)
 
