@@ -195,7 +195,7 @@ def policy_from_description(text):
     default = Precision.parse(parts["default"])
     overrides = tuple((name, Precision.parse(spec, default.bits))
                       for name, spec in parts.items() if name != "default")
-    policy = PrecisionPolicy(default, overrides=overrides, shortcuts="none")  # such runs had none
+    policy = PrecisionPolicy(default, overrides=overrides, head_activation="cells", shortcuts="none")  # as then
     if policy.describe() != text:
         raise ValueError(f"cannot read precision {text!r}")
     return policy

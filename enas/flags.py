@@ -63,8 +63,9 @@ FLAG_HELP = {
     "child_real_shortcuts": "Real-valued shortcuts around the cells' quantized convs, y = BN(conv(q(x))) + x "
                             "(Bi-Real Net; no weights added): on the binary parts, on every quantized part, "
                             "or none.",
-    "child_head_activation": "Activation before the global pool: cells (the last layer's precision's) or "
-                             "classifier (the classifier's: ReLU when it is float, keeping the pooled features real).",
+    "child_head_activation": "Activation before the global pool: cells (the last layer's precision's), "
+                             "classifier (the classifier's: ReLU when it is float, keeping the pooled features real), "
+                             "or auto: classifier for binary cells, cells otherwise.",
     # child optimisation
     "child_recipe": "Training recipe filling the unset batch, optimizer, learning-rate and L2 flags: auto (the "
                     "cells' precision's: binary for binary, bnn for float, lowbit for ternary and k-bit), enas, bnn, "

@@ -97,7 +97,7 @@ class MicroChild(keras.Model):
         self.aux_head = None
         if config.use_aux_heads and self.aux_layer is not None and self.aux_layer < num_total:
             self.aux_head = AuxHead(config.num_classes, policy.for_part("aux_head"), name="aux_head")
-        head_part = "classifier" if policy.head_activation == "classifier" else f"layer_{num_total - 1}"
+        head_part = "classifier" if policy.head() == "classifier" else f"layer_{num_total - 1}"
         self.final_activation = policy.for_part(head_part).activation()
         self.dropout = keras.layers.Dropout(1.0 - config.keep_prob)
         classifier_precision = policy.for_part("classifier")

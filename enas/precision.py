@@ -120,7 +120,7 @@ class Precision:
 
 
 BINARY_OPTIONS = ("scale", "rsign", "rprelu")
-HEAD_ACTIVATIONS = ("cells", "classifier")
+HEAD_ACTIVATIONS = ("auto", "cells", "classifier")
 SHORTCUTS = ("binary", "quantized", "none")
 FLOAT = Precision("float")
 
@@ -141,9 +141,11 @@ class PrecisionPolicy:
         binary: the binary options (:data:`BINARY_OPTIONS`) every binary part gets, as a tuple
             of the names set, e.g. ``("scale",)``.
         head_activation: the activation before the global pool and the classifier: ``"cells"``,
-            that of the last layer's precision (ENAS's ReLU in float, the quantizer otherwise), or
+            that of the last layer's precision (ENAS's ReLU in float, the quantizer otherwise),
             ``"classifier"``, that of the classifier's precision (ReLU for the float classifier:
-            the pooled features stay real-valued, as in Bi-Real Net and ReActNet).
+            the pooled features stay real-valued, as in Bi-Real Net and ReActNet), or ``"auto"``
+            (the default): ``"classifier"`` when the cells are binary, ``"cells"`` otherwise
+            (:meth:`head`).
         shortcuts: which parts get real-valued shortcuts around their convolutions
             (:attr:`Precision.shortcut`): ``"binary"`` (the binary parts: they gain most, see
             the README's recipe table), ``"quantized"`` (every binary, ternary and k-bit part) or
@@ -155,14 +157,14 @@ class PrecisionPolicy:
     quantize_classifier: bool = False
     overrides: tuple = ()
     binary: tuple = ()
-    head_activation: str = "cells"
+    head_activation: str = "auto"
     shortcuts: str = "binary"
 
     # The precision flags of the scripts and their defaults (see from_settings).
     FLAG_DEFAULTS = {"child_quantization": "ternary", "child_bits": 4, "child_quantize_stem": False,
                      "child_quantize_classifier": False, "child_precision_overrides": "",
                      "child_binary_scale": False, "child_binary_rsign": False, "child_binary_rprelu": False,
-                     "child_head_activation": "cells", "child_real_shortcuts": "binary"}
+                     "child_head_activation": "auto", "child_real_shortcuts": "binary"}
 
     def __post_init__(self):
         unknown = set(self.binary) - set(BINARY_OPTIONS)
@@ -214,7 +216,7 @@ class PrecisionPolicy:
 
     @classmethod
     def from_flags(cls, quantization="ternary", bits=4, quantize_stem=False,
-                   quantize_classifier=False, overrides="", binary=(), head_activation="cells", shortcuts="binary"):
+                   quantize_classifier=False, overrides="", binary=(), head_activation="auto", shortcuts="binary"):
         """Build from flag values; ``overrides`` like ``"stem=quantized:4,layer_0=binary"``
         or ``"original"`` (the original repo's mix)."""
         if str(overrides).strip() == "original":
@@ -261,6 +263,12 @@ class PrecisionPolicy:
             options["shortcut"] = True
         return dataclasses.replace(precision, **options) if options else precision
 
+    def head(self):
+        """``head_activation`` resolved: ``"cells"`` or ``"classifier"``."""
+        if self.head_activation == "auto":
+            return "classifier" if self.default.kind == "binary" else "cells"
+        return self.head_activation
+
     def has_binary_part(self):
         """Some part of the network is binary."""
         return self.default.kind == "binary" or any(p.kind == "binary" for _, p in self.overrides)
@@ -271,8 +279,8 @@ class PrecisionPolicy:
         parts += [f"{name}={p}" for name, p in self.overrides if name not in ("stem", "classifier")]
         if self.binary and self.has_binary_part():
             parts.append(f"binary options={'+'.join(self.binary)}")
-        if self.head_activation != "cells":
-            parts.append(f"head activation={self.head_activation}")
+        if self.head() != "cells":
+            parts.append(f"head activation={self.head()}")
         if self.shortcuts == "quantized" or self.shortcuts == "binary" and self.has_binary_part():
             parts.append(f"real shortcuts ({self.shortcuts} parts)")
         return ", ".join(parts)

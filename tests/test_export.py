@@ -159,7 +159,7 @@ def test_keras_file_round_trip(tmp_path):
 
 
 @pytest.mark.parametrize("policy", [
-    PrecisionPolicy.from_flags("binary", shortcuts="none"),
+    PrecisionPolicy.from_flags("binary", head_activation="cells", shortcuts="none"),
     PrecisionPolicy.from_flags("quantized", 3, quantize_stem=True, overrides="layer_1=ternary,aux_head=float"),
     PrecisionPolicy.from_flags("ternary", overrides="original"),
 ])

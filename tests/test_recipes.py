@@ -128,13 +128,19 @@ def test_rsign_and_rprelu_are_in_the_binary_child_and_train():
 
 # --- head activation ----------------------------------------------------------------------------
 def test_head_activation_follows_the_float_classifier_when_asked():
-    def head(option):
-        policy = PrecisionPolicy.from_flags("binary", head_activation=option)
+    def head(option, cells="binary"):
+        policy = PrecisionPolicy.from_flags(cells, head_activation=option)
         return _child(policy).final_activation
 
     x = tf.constant([[-1.5, -0.2, 0.0, 0.7]])
     np.testing.assert_allclose(head("classifier")(x).numpy(), [[0.0, 0.0, 0.0, 0.7]])
     assert set(np.unique(head("cells")(x).numpy())) <= {-1.0, 1.0}
+    # auto (the default): the classifier's ReLU for binary cells, the cells' quantizer otherwise
+    np.testing.assert_allclose(head("auto")(x).numpy(), [[0.0, 0.0, 0.0, 0.7]])
+    np.testing.assert_allclose(head("auto", "ternary")(x).numpy(), [[-1.0, 0.0, 0.0, 1.0]])
+    assert PrecisionPolicy.from_flags("binary").describe().endswith("head activation=classifier, "
+                                                                    "real shortcuts (binary parts)")
+    assert "head activation" not in PrecisionPolicy.from_flags("ternary").describe()
 
 
 # --- L2 on latent weights -----------------------------------------------------------------------
