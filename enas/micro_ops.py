@@ -152,6 +152,14 @@ def real_shortcut(x, output_shape):
     return x
 
 
+def shortcut_sum(x, y):
+    """``x + y`` for two tensors of one shape, written as ``tf.add_n``: the gradient of ``x + y``
+    asks for the shape of ``x`` at run time, a value the gradient branch of a search cell's
+    ``tf.switch_case`` cannot read when ``x`` comes from the cell's ``TensorArray``
+    ("You must feed a value for placeholder tensor"); ``add_n``'s gradient needs no shape."""
+    return tf.add_n([x, y])
+
+
 class OpLayer(keras.layers.Layer):
     """Base of the cell ops: builds its sublayers from the input shape (no lazy building, so a
     search-mode child can be traced with ``tf.switch_case`` once all positions exist)."""
@@ -264,14 +272,14 @@ class SepConv(OpLayer):
             if precision is None:
                 y = bn(conv(apply_optional(threshold, x)), training=self._bn_training(training))
                 y = apply_optional(after_norm, y)
-                x = x + y if self.shortcut else y
+                x = shortcut_sum(x, y) if self.shortcut else y
                 continue
             kernel_quantizer, activation = self.quantizer_sets[precision_index]
             y = threshold(x) if precision.rsign else x
             y = bn(conv.call_with(y, kernel_quantizer, activation), training=self._bn_training(training))
             if precision.rprelu:
                 y = after_norm(y)
-            x = x + y if precision.shortcut else y
+            x = shortcut_sum(x, y) if precision.shortcut else y
         return x
 
     def _call_switched(self, x, training, index):
@@ -285,9 +293,7 @@ class SepConv(OpLayer):
             y = bn(y, training=self._bn_training(training))
             if after_norm is not None:
                 y = tf.where(mask["rprelu"] > 0, after_norm(y), y)
-            # add_n: the gradient of `x + y` asks for the shape of `x`, a value the switch_case's
-            # gradient branch cannot read when `x` comes from the cell's TensorArray.
-            x = tf.where(mask["shortcut"] > 0, tf.add_n([x, y]), y) if self.any_shortcut else y
+            x = tf.where(mask["shortcut"] > 0, shortcut_sum(x, y), y) if self.any_shortcut else y
         return x
 
 

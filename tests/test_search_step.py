@@ -164,3 +164,21 @@ def test_factorized_reduce_equals_the_strided_slice_form(size):
     assert tuple(out.shape) == tuple(layer.compute_output_shape((2, size, size, 3)))
     np.testing.assert_allclose(out.numpy(), ref.numpy(), rtol=1e-5, atol=1e-5)
 
+
+
+@pytest.mark.parametrize("precision", ["binary", "ternary"])
+def test_compiled_search_step_trains_with_real_shortcuts(precision):
+    """The compiled search step with real-valued shortcuts around every quantized conv (binary's
+    default; ``quantized`` for ternary) traces once and trains for architectures whose shortcut
+    inputs are read from the cell's node states inside the ``switch_case``'s gradient."""
+    policy = PrecisionPolicy.from_flags(precision, shortcuts="quantized")
+    config = ChildConfig(num_layers=1, num_nodes=3, out_filters=4, policy=policy)
+    model = MicroChild(config).build_for((28, 28, 1))
+    trainer = ChildTrainer(model, make_optimizer("sgd", 0.01), 4, search_mode=True)
+    x, y = _images(4), tf.constant([0, 1, 2, 3], tf.int32)
+    rng = np.random.default_rng(1)
+    arcs = [parse_arc(ARC)] + [random_arc(3, rng) for _ in range(3)]
+    before = [w.numpy().copy() for w in model.trainable_weights]
+    losses = [float(trainer.train_step(x, y, tf.constant(arc.to_list(), tf.int32))["loss"]) for arc in arcs]
+    assert np.all(np.isfinite(losses)) and trainer.trace_count == 1
+    assert any(not np.array_equal(b, w.numpy()) for b, w in zip(before, model.trainable_weights))
