@@ -88,14 +88,6 @@ class SteSign(Quantizer):
         self.channel_scale = bool(channel_scale)
         self.latent_clip = self.clip_value
 
-    def floor_form(self):
-        """``2 * clip(floor(2^100 x), -1, 0) + 1``: -1 below 0, +1 from 0 (2^100 sends every
-        negative float32 to -1 or below; beyond 2^28 the product is +-inf, clipped alike). Not
-        with ``channel_scale``."""
-        if self.channel_scale:
-            return None
-        return (2.0 ** 100, 0.0, -1.0, 0.0, 2.0, 1.0, -self.clip_value, self.clip_value)
-
     def saturation(self):
         """Only the sign matters: ``[-clip_value, clip_value]``."""
         return (-self.clip_value, self.clip_value)

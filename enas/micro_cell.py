@@ -28,7 +28,6 @@ from enas.common_ops import SharedLayers, create_weight
 from enas.precision import Precision
 from enas.search_space import SearchSpace
 from quantize.base import latent_clip_constraint, weights_are_real
-from quantize.switchable import floor_forms
 
 SLOTS = ("x", "y")
 
@@ -201,11 +200,6 @@ class MicroCell(keras.layers.Layer):
         self._op_kw = dict(precision=self.precision, batch_stats=batch_stats)
         self.op_precision = op_precision or Precision.parse
         self.search_precisions = tuple(search_precisions) if fixed_cell is None and len(search_precisions) >= 2 else ()
-        # The precision as data of one op branch (quantize.switchable) when every searched
-        # precision allows it; else one branch per (op, precision).
-        self.switched_precision = bool(self.search_precisions) and all(
-            p.kernel_quantizer() is not None for p in self.search_precisions) and \
-            floor_forms([p.activation() for p in self.search_precisions]) is not None
         self.ops_bank = SharedLayers(name="ops")
         self.combine = CellCombine(
             self.space.num_ids, filters,
@@ -278,18 +272,13 @@ class MicroCell(keras.layers.Layer):
             y = self._drop_path(y, training, drop_path_scale)
         return y
 
-    def _branches(self, node, slot, x, training, drop_path_scale, precision=None):
-        """The op branches of a slot: one per op (an op with weights gets ``precision``, the
-        int32 tensor of its precision, when the precision is switched as data), or, in a
-        mixed-precision search whose precisions are not switchable, one per (op with weights,
-        precision) pair and one per op without weights."""
+    def _branches(self, node, slot, x, training, drop_path_scale):
+        """The op branches of a slot: one per op, or, in a mixed-precision search, one per
+        (op with weights, precision) pair and one per op without weights."""
         branches = []
         for o in range(self.space.num_ops):
-            weighted = self.space.ops[o].has_weights
-            if self.switched_precision:
-                precisions = [precision if weighted else None]
-            else:
-                precisions = range(len(self.search_precisions)) if self.search_precisions and weighted else [None]
+            precisions = range(len(self.search_precisions)) if self.search_precisions and \
+                self.space.ops[o].has_weights else [None]
             for p in precisions:
                 branches.append(lambda o=o, p=p: self._apply_op(node, slot, o, x, training, drop_path_scale, p))
         return branches
@@ -319,10 +308,11 @@ class MicroCell(keras.layers.Layer):
                 position = self.space.input_position(node, slot)
                 input_id, op_id = choices[position], choices[position + 1]
                 x = nodes[input_id] if states is None else states.read(input_id)
-                precision = precisions[2 * node + slot] if self.search_precisions else None
-                index = self._branch_index(op_id, precision) if self.search_precisions and \
-                    not self.switched_precision else op_id
-                out = out + select(index, self._branches(node, slot, x, training, drop_path_scale, precision),
+                if self.search_precisions:
+                    index = self._branch_index(op_id, precisions[2 * node + slot])
+                else:
+                    index = op_id
+                out = out + select(index, self._branches(node, slot, x, training, drop_path_scale),
                                    self.op_selection)
             nodes.append(out)
             if states is not None:

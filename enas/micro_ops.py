@@ -17,7 +17,6 @@ from enas import distribute
 from enas.precision import Precision
 from enas.search_space import DEFAULT as DEFAULT_SPACE
 from quantize.layers import QuantConv2D, QuantSeparableConv2D
-from quantize.switchable import SwitchableActivation, SwitchableKernel, floor_forms
 
 BN_MOMENTUM = 0.9
 BN_EPSILON = 1e-5
@@ -221,25 +220,16 @@ class SepConv(OpLayer):
     With the precision's ``shortcut``, each of the two is ``x + BN(sep_conv(q(x)))`` (Bi-Real Net).
 
     ``alternatives`` (mixed-precision search): the precisions this op may run at, on the same
-    latent kernels and batch norms; ``call(..., precision_index=i)`` runs it at
+    latent kernels and batch norms; ``call(..., precision_index=i)`` (a Python int) runs it at
     ``alternatives[i]``: that precision's activation and kernel quantizers (and RSign / RPReLU /
-    shortcut when that precision has them). ``i`` is a Python int, or, when ``switchable`` (every
-    alternative's activation has a floor form, :mod:`quantize.switchable`), an int32 scalar
-    tensor: the precision is then data of one graph, not a branch. The kernels' initializer and
-    latent clip are those of ``precision``.
+    shortcut when that precision has them). The kernels' initializer and latent clip are those
+    of ``precision``.
     """
 
     def __init__(self, filters, kernel_size, alternatives=(), **kwargs):
         super().__init__(**kwargs)
         self.alternatives = tuple(Precision.parse(p) for p in alternatives) or (self.precision,)
         self.quantizer_sets = [(p.kernel_quantizer(), p.activation()) for p in self.alternatives]
-        kernels, activations = zip(*self.quantizer_sets)
-        self.switchable = len(self.alternatives) > 1 and None not in kernels and floor_forms(activations) is not None
-        if self.switchable:
-            self.switched = (SwitchableKernel(kernels), SwitchableActivation(activations))
-            self.option_masks = {name: tf.constant([float(getattr(p, name)) for p in self.alternatives])
-                                 for name in ("rsign", "rprelu", "shortcut")}
-            self.any_shortcut = any(p.shortcut for p in self.alternatives)
         rsign = next((p for p in self.alternatives if p.rsign), None)
         rprelu = next((p for p in self.alternatives if p.rprelu), None)
         self.stack = []
@@ -265,8 +255,6 @@ class SepConv(OpLayer):
                 after_norm.build(input_shape)
 
     def call(self, x, training=None, precision_index=None):
-        if precision_index is not None and not isinstance(precision_index, int):
-            return self._call_switched(x, training, precision_index)
         precision = None if precision_index is None else self.alternatives[precision_index]
         for threshold, conv, bn, after_norm in self.stack:
             if precision is None:
@@ -280,20 +268,6 @@ class SepConv(OpLayer):
             if precision.rprelu:
                 y = after_norm(y)
             x = shortcut_sum(x, y) if precision.shortcut else y
-        return x
-
-    def _call_switched(self, x, training, index):
-        """:meth:`call` at ``alternatives[index]``, ``index`` an int32 scalar tensor: the picked
-        precision's quantizers through :mod:`quantize.switchable`, its options as 0/1 masks."""
-        kernel, activation = self.switched
-        mask = {name: tf.gather(values, index) for name, values in self.option_masks.items()}
-        for threshold, conv, bn, after_norm in self.stack:
-            y = x if threshold is None else x - threshold.threshold * mask["rsign"]
-            y = conv.call_with(y, lambda w: kernel(w, index), lambda v: activation(v, index))
-            y = bn(y, training=self._bn_training(training))
-            if after_norm is not None:
-                y = tf.where(mask["rprelu"] > 0, after_norm(y), y)
-            x = tf.where(mask["shortcut"] > 0, shortcut_sum(x, y), y) if self.any_shortcut else y
         return x
 
 

@@ -127,13 +127,6 @@ class Quantizer:
         """Inverse of :meth:`encode`: float32 numpy array of ``shape``."""
         raise NotImplementedError
 
-    def floor_form(self):
-        """``(m, b, lo, hi, s, t, g_lo, g_hi)`` when this quantizer is ``clip(floor(m x + b), lo,
-        hi) * s + t`` with the straight-through gradient on ``[g_lo, g_hi]`` (up to rounding
-        ties), so that it can share one formula with other precisions
-        (:mod:`quantize.switchable`); ``None`` otherwise."""
-        return None
-
     def saturation(self):
         """``(low, high)`` outside which this quantizer's output no longer changes, so that
         ``q(clip(x, low, high)) == q(x)``; ``None`` when there is no such range (a rule that

@@ -93,13 +93,6 @@ class SteQuantize(Quantizer):
         # used only as an activation must not move the random state.)
         self.kernel_initializer = {"class_name": "RandomUniform", "config": {"minval": -1.0, "maxval": 1.0}}
 
-    def floor_form(self):
-        """``clip(floor(M x + 1/2), -M, M - 1) / M`` with ``M = 2**(bits-1)`` (rounds ties up where
-        ``quantize_uniform`` rounds them to even)."""
-        half = float(2 ** (self.bits - 1))
-        low, high = self.latent_clip
-        return (half, 0.5, -half, half - 1.0, 1.0 / half, 0.0, low, high)
-
     def saturation(self):
         """The levels' range, ``[-1, 1 - 2**(1-bits)]``."""
         return self.latent_clip

@@ -126,13 +126,6 @@ class SteTern(Quantizer):
             self.kernel_initializer = {"class_name": "RandomUniform",
                                        "config": {"minval": -self.clip_value, "maxval": self.clip_value}}
 
-    def floor_form(self):
-        """The fixed rule: ``clip(floor(x / (2 threshold) + 1/2), -1, 1)`` (differs from it only at
-        ``x = +threshold`` exactly); the TWN rule: ``None`` (its scale depends on the input)."""
-        if self.rule != "fixed":
-            return None
-        return (0.5 / self.threshold_value, 0.5, -1.0, 1.0, 1.0, 0.0, -self.clip_value, self.clip_value)
-
     def saturation(self):
         """The fixed rule: ``[-clip_value, clip_value]`` (its threshold lies inside); the TWN
         rule depends on the statistics of its input: none."""
