@@ -135,13 +135,20 @@ class Quantizer:
 
     def __call__(self, x):
         x = tf.convert_to_tensor(x)
-        saturation = self.saturation() if inputs_saturated() else None
+        if not inputs_saturated():
+            return self.call(x)
+        saturation = self.saturation()
         if saturation is not None:  # an exported integer model then resolves the thresholds finely
             x = tf.clip_by_value(x, *saturation)
-        return self.call(x)
+        return self.export_call(x)
 
     def call(self, x):
         raise NotImplementedError
+
+    def export_call(self, x):
+        """:meth:`call`'s values (no gradient needed), written with operators TensorFlow Lite
+        runs fast; used inside :func:`saturated_inputs` (the export). Default: :meth:`call`."""
+        return self.call(x)
 
     def get_config(self):
         return {}
@@ -217,9 +224,10 @@ def weights_are_real():
 
 def saturated_inputs():
     """Within this block (read when a model is traced) every quantizer first clips its input to
-    its :meth:`Quantizer.saturation` range: the same outputs, and a TensorFlow Lite int8 export
-    then quantizes that input on the quantizer's own range, not on the range of the values that
-    feed it, so its thresholds move by far less (:mod:`enas.tflite_export`)."""
+    its :meth:`Quantizer.saturation` range and then runs its :meth:`Quantizer.export_call`: the
+    same outputs, and a TensorFlow Lite int8 export then quantizes that input on the quantizer's
+    own range, not on the range of the values that feed it, so its thresholds move by far less
+    (:mod:`enas.tflite_export`)."""
     return _stage("saturated")
 
 

@@ -134,6 +134,17 @@ class SteTern(Quantizer):
     def call(self, x):
         return ternarize(x, self.rule, self.threshold_value, self.twn_factor, self.clip_value)
 
+    def export_call(self, x):
+        """The fixed rule as ``clip(round(x / (2 threshold)), -1, 1)`` (round half to even, so
+        ``|x| = threshold`` gives 0 as in :meth:`call`): multiply, round and clip, which TensorFlow
+        Lite's CPU delegate runs, where ``call``'s abs / greater / sign / select split the exported
+        graph (an MNIST child: float 0.40 against 1.0-1.6 ms per image, int8 2.5 against 4.0).
+        (Narrower saturation ranges, which would drop the clip, cost int8 agreement: the rounded
+        output shares its input's int8 range.) The TWN rule: :meth:`call`."""
+        if self.rule != "fixed":
+            return self.call(x)
+        return tf.clip_by_value(tf.round(x * (0.5 / self.threshold_value)), -1.0, 1.0)
+
     def get_config(self):
         return {
             "rule": self.rule,

@@ -104,6 +104,22 @@ def test_ternary_fixed_rule_threshold_half():
     )
 
 
+@pytest.mark.parametrize("threshold", [0.5, 0.25, 0.3])
+def test_ternary_export_form_equals_the_fixed_rule_inside_the_export_block(threshold):
+    """Inside ``saturated_inputs`` (the TensorFlow Lite export) the fixed rule is traced as
+    multiply / round / min / max; its values are the rule's, at the thresholds too."""
+    from quantize.base import saturated_inputs
+
+    quantizer = SteTern(rule="fixed", threshold_value=threshold)
+    x = np.concatenate([_random(20000, seed=4) * 2, np.float32([-threshold, threshold, 0.0, -1.0, 1.0])])
+    with saturated_inputs():
+        np.testing.assert_array_equal(quantizer(x).numpy(), SteTern(rule="fixed", threshold_value=threshold)
+                                      .call(tf.constant(x)).numpy())
+        graph = tf.function(quantizer).get_concrete_function(tf.TensorSpec([None], tf.float32)).graph
+    kinds = {op.type for op in graph.get_operations()}
+    assert "Round" in kinds and not kinds & {"Abs", "Sign", "Select", "SelectV2"}
+
+
 @pytest.mark.parametrize("bits", ALL_BITS)
 def test_kbit_levels_range_reference_and_error(bits):
     m = 2 ** (bits - 1)
