@@ -5,7 +5,8 @@ hold their quantized values ``q(W)`` (the kernel quantizers removed, so the file
 levels, not the latent weights; activations keep their quantizers), ``keras.export.ExportArchive``
 writes it as a SavedModel with one ``serve`` endpoint (``images (batch, H, W, C) float32 ->
 logits (batch, classes)``, inference mode; every activation quantizer's input clipped to its
-saturation range, :func:`quantize.base.saturated_inputs`, which changes no output), and
+saturation range and the quantizer traced in its export form, :func:`quantize.base.saturated_inputs`,
+which changes no output), and
 ``tf.lite.TFLiteConverter.from_saved_model`` converts that, folding batch norms where TensorFlow Lite does. Only TensorFlow Lite's builtin
 operators are allowed (no Flex ops): a layer that needs anything else is a one-line
 :class:`TFLiteExportError` naming the layer.
