@@ -166,12 +166,11 @@ def test_factorized_reduce_equals_the_strided_slice_form(size):
 
 
 
-@pytest.mark.parametrize("precision", ["binary", "ternary"])
-def test_compiled_search_step_trains_with_real_shortcuts(precision):
-    """The compiled search step with real-valued shortcuts around every quantized conv (binary's
-    default; ``quantized`` for ternary) traces once and trains for architectures whose shortcut
-    inputs are read from the cell's node states inside the ``switch_case``'s gradient."""
-    policy = PrecisionPolicy.from_flags(precision, shortcuts="quantized")
+def test_compiled_search_step_trains_with_real_shortcuts():
+    """The compiled search step with real-valued shortcuts around every binary conv (the binary
+    default) traces once and trains for architectures whose shortcut inputs are read from the
+    cell's node states inside the ``switch_case``'s gradient."""
+    policy = PrecisionPolicy.from_flags("binary")
     config = ChildConfig(num_layers=1, num_nodes=3, out_filters=4, policy=policy)
     model = MicroChild(config).build_for((28, 28, 1))
     trainer = ChildTrainer(model, make_optimizer("sgd", 0.01), 4, search_mode=True)
