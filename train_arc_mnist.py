@@ -8,7 +8,7 @@ from enas import cli
 # What this script changes from the defaults of enas/config.py (data in ./data/<dataset>, output
 # in ./output-<dataset>-<arc|search>); edit it, or override any setting with a flag (--help).
 CONFIG = dict(
-    num_epochs=30,  # two cosine periods (10 + 20 epochs)
+    num_epochs=30,  # one cosine period over the 30 with the recipes (the enas recipe: two, 10 + 20 epochs)
     # architecture: normal cell then reduction cell, 4 integers per node (x_id x_op y_id y_op)
     child_fixed_arc="1 2 0 0 1 1 0 1 1 1 0 0 1 1 1 3 0 1 1 0 1 4 1 1 2 0 1 3 1 3 1 2 1 0 1 0 3 1 1 0",
     child_out_filters=16,

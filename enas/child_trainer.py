@@ -259,6 +259,9 @@ class ChildTrainer:
         grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, self.variables)]
         replicas = distribute.in_replicas()
         if replicas is not None:  # the global batch's gradient, on every replica
+            # (dense: a gathered kernel's IndexedSlices, e.g. the combine's rows, are small, and
+            # the all-reduce and the division below then see plain tensors)
+            grads = [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for g in grads]
             grads = replicas.all_reduce(tf.distribute.ReduceOp.SUM, grads)
         grad_norm = tf.linalg.global_norm(grads)
         if self.grad_bound:

@@ -113,6 +113,17 @@ def test_mirrored_on_two_cpu_devices_computes_the_single_device_steps(script, tm
     assert "Final test_accuracy" in mirrored if script.startswith("train") else "Final pick" in mirrored
 
 
+def test_mirrored_search_of_a_quantized_child_runs(tmp_path, mnist_path):
+    """The default (ternary) search child under two logical CPUs: its gathered kernels' sparse
+    gradients are summed over the replicas like the others (a crash once)."""
+    settings = {**TINY, **SEARCH, "log_every": 1, "data_path": mnist_path, "num_epochs": 1,
+                "output_dir": str(tmp_path / "run"), "distribution": "mirrored", "num_devices": 2}
+    out = _run("search_arc_mnist.py", settings)
+    losses = [loss for _, loss, _ in _steps(out)]
+    assert "default=ternary" in out and len(losses) == (600 - 100) // 32 and np.all(np.isfinite(losses))
+    assert "Final pick" in out
+
+
 # --- two processes on 127.0.0.1 ---------------------------------------------------------------
 def _free_ports(count):
     sockets = [socket.socket() for _ in range(count)]
