@@ -222,3 +222,17 @@ def test_distillation_from_a_trained_run_end_to_end(train_config, tmp_path, caps
     code, _, err = run_main({**student, "output_dir": str(tmp_path / "s2"),
                              "child_teacher_dir": str(tmp_path / "nothing")}, capsys)
     assert code == 2 and err.count("\n") == 1 and "no run folder" in err
+
+
+@pytest.mark.parametrize("precision", ["ternary", "quantized", "binary"])
+def test_mnist_search_and_study_keep_batches_of_128_for_the_reward(precision):
+    """The search's reward is the accuracy on one validation minibatch of the training batch's
+    size: the MNIST search and the study pin 128 whatever the precision's recipe says."""
+    import search_arc_mnist
+    import study_arc
+    from enas.study import from_settings, settings_of
+
+    search = RunConfig.from_settings({**search_arc_mnist.CONFIG, "child_quantization": precision}, "search", "mnist")
+    _, study_search = from_settings({**settings_of(study_arc.CONFIG), "child_quantization": precision})
+    assert search.training.batch_size == study_search.training.batch_size == 128
+    assert search.training.optimizer == recipes.recipe_for("auto", search.child.policy.default.kind).optimizer
