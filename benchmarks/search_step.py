@@ -9,8 +9,14 @@ For each precision (binary, float) and shape (MNIST 28x28x1, CIFAR 32x32x3), in 
   (c) all-ops: the search child computing all five ops per node and gathering one (the
       original ENAS method);
   (m) mixed (``--mixed binary,ternary,4bit``): the search child that also chooses each op's
-      precision among those (``search_arc_*.py --search_precisions``), a random mixed-precision
-      architecture every step; ``m/a`` is its cost over the single-precision search step (a).
+      precision among those (``search_arc_*.py --search_precisions``), on (a)'s architectures
+      (same inputs and ops) with a uniformly random precision per op with weights; ``m/a`` is
+      its speed over the single-precision search step (a). The two run the same ops, so the
+      ratio is the price of searching the precision, not of a different op mix (a step's cost
+      depends mostly on how many separable convs its architecture has: two independently drawn
+      pairs of architectures differ by 20% and more);
+  (m=) the same mixed child with every op at the row's precision (when it is one of
+      ``--mixed``): ``m=/a`` is the overhead of the precision choice alone.
 
 Each measurement is images/second of full training steps (forward, backward, SGD update) after
 a warm-up; the repeats of (a), (b), (c) are interleaved so machine noise hits all alike, and the
@@ -43,7 +49,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from enas.arc import random_arc  # noqa: E402
+from enas.arc import random_arc, with_random_precisions  # noqa: E402
 from enas.child_trainer import ChildTrainer, make_optimizer  # noqa: E402
 from enas.micro_child import ChildConfig, MicroChild  # noqa: E402
 from enas.precision import PrecisionPolicy  # noqa: E402
@@ -91,8 +97,11 @@ def bench(args, dataset, precision):
     if args.mixed:
         mixed_config = dataclasses.replace(config, search_precisions=tuple(args.mixed))
         precisions = MicroChild(mixed_config).space.precisions
-        vectors = [tf.constant(random_arc(nodes, rng, precisions).to_vector(precisions), tf.int32)
-                   for _ in range(args.arcs)]
+        vectors = [tf.constant(with_random_precisions(arc, precisions, rng).to_vector(precisions), tf.int32)
+                   for arc in arcs]
+        own = config.policy.default.short_name()
+        own_vectors = [tf.constant(arc.to_vector(precisions, default=own), tf.int32)
+                       for arc in arcs] if own in precisions else None
         mixed, first_m = first_steps(lambda: make_trainer(mixed_config, image_shape, batch),
                                      lambda t, i: t.train_step(x, y, vectors[i % len(vectors)]), 2)
     fixed = []
@@ -109,6 +118,8 @@ def bench(args, dataset, precision):
         step_of["c"] = lambda i: gather.train_step(x, y, arc_tensors[i % len(arcs)])
     if mixed is not None:
         step_of["m"] = lambda i: mixed.train_step(x, y, vectors[i % len(vectors)])
+        if own_vectors is not None:
+            step_of["m="] = lambda i: mixed.train_step(x, y, own_vectors[i % len(own_vectors)])
     for k, trainer in enumerate(fixed):
         step_of[f"b{k}"] = lambda i, t=trainer: t.train_step(x, y)
     for step in step_of.values():  # warm-up: trace and first runs
@@ -122,7 +133,8 @@ def bench(args, dataset, precision):
     # (b): one fixed network per arc; the harmonic mean matches (a)'s per-step mix of the arcs.
     fixed_rate = len(arcs) / sum(1.0 / median[f"b{k}"] for k in range(len(arcs)))
     traces = (search.trace_count, gather.trace_count if gather else 0, mixed.trace_count if mixed else 0)
-    return (median["a"], fixed_rate, median.get("c", float("nan")), median.get("m", float("nan")), traces,
+    mixed_rates = (median.get("m", float("nan")), median.get("m=", float("nan")))
+    return (median["a"], fixed_rate, median.get("c", float("nan")), mixed_rates, traces,
             (layers, nodes, filters, batch), (first_a, first_b, first_m))
 
 
@@ -157,17 +169,17 @@ def main():
     header = f"{'dataset':8} {'precision':9} {'L,B,F,batch':14} {'(a) search':>11} {'(b) fixed':>10} " \
              f"{'(c) all-ops':>11} {'a/b':>6} {'a/c':>6} {'first (a)':>10} {'first (b)':>10}"
     if args.mixed:
-        header += f" {'(m) mixed':>10} {'m/a':>6} {'first (m)':>10}"
+        header += f" {'(m) mixed':>10} {'m/a':>6} {'(m=) own':>9} {'m=/a':>6} {'first (m)':>10}"
     header += "  traces(a,c,m)"
     print(header)
     print("-" * len(header))
     for dataset in args.datasets:
         for precision in args.precisions:
-            a, b, c, m, traces, shape, (first_a, first_b, first_m) = bench(args, dataset, precision)
+            a, b, c, (m, m_own), traces, shape, (first_a, first_b, first_m) = bench(args, dataset, precision)
             row = (f"{dataset:8} {precision:9} {','.join(map(str, shape)):14} {a:11.1f} {b:10.1f} "
                    f"{c:11.1f} {a / b:6.2f} {a / c:6.2f} {first_a:9.1f}s {first_b:9.1f}s")
             if args.mixed:
-                row += f" {m:10.1f} {m / a:6.2f} {first_m:9.1f}s"
+                row += f" {m:10.1f} {m / a:6.2f} {m_own:9.1f} {m_own / a:6.2f} {first_m:9.1f}s"
             print(f"{row}  {traces}", flush=True)
     print("units: images/second (training steps: forward + backward + update); first: seconds")
 

@@ -406,10 +406,25 @@ def random_arc(num_nodes: int, rng: np.random.Generator, precisions=()) -> Arc:
             ids = rng.integers(0, space.input_choices(j), size=2)
             ops = rng.integers(0, space.num_ops, size=2)
             values += [int(ids[0]), int(ops[0]), int(ids[1]), int(ops[1])]
-        slots = None
-        if len(precisions) >= 2:
-            names = [precision_name(p) for p in precisions]
-            slots = [names[int(rng.integers(0, len(names)))] if SPACE.ops[op].has_weights else None
-                     for op in values[1::2]]
-        cells.append(Cell.from_list(values, slots))
+        cells.append(Cell.from_list(values, _random_slots(values, precisions, rng)))
     return Arc(*cells)
+
+
+def with_random_precisions(arc: Arc, precisions, rng: np.random.Generator) -> Arc:
+    """``arc``'s inputs and ops, each op with weights at a uniform precision of ``precisions``
+    (two or more; the draws :func:`random_arc` makes for them). Used to compare a mixed-precision
+    search step with a single-precision one on the same architectures."""
+    if len(precisions) < 2:
+        raise _fail("with_random_precisions needs two or more precisions")
+    return Arc(*(Cell.from_list(cell.to_list(), _random_slots(cell.to_list(), precisions, rng))
+                 for cell in (arc.normal, arc.reduce)))
+
+
+def _random_slots(values, precisions, rng):
+    """Per op slot of a cell's ``values`` (``4B`` ints): a uniform precision name of
+    ``precisions`` for an op with weights, ``None`` otherwise; ``None`` for fewer than two."""
+    if len(precisions) < 2:
+        return None
+    names = [precision_name(p) for p in precisions]
+    return [names[int(rng.integers(0, len(names)))] if SPACE.ops[op].has_weights else None
+            for op in values[1::2]]

@@ -29,11 +29,15 @@ CONFIG_FILE = "config.json"
 LOG_FILE = "stdout"
 # Every name a run writes into its output folder (checkpoints are ckpt-N.index / .data-*).
 _OURS = {CONFIG_FILE, LOG_FILE, "checkpoint", "tensorboard", "arcs.jsonl", "best_arc.txt",
-         "best_arc.json", "final_pick.json", "result.json", "curves.png", "search_curves.png"}
+         "best_arc.json", "final_pick.json", "result.json", "curves.png", "search_curves.png",
+         "pareto.json", "pareto.png"}
+# What a run killed while writing leaves: atomic_write's and the plots' temporary files, and a
+# checkpoint's temporary folder.
+_OURS_PATTERN = re.compile(r"ckpt-\d+\.(index|data-\d+-of-\d+)|ckpt-\d+_temp.*|\.tmp-.*|.+\.tmp\.png")
 
 
 def _is_ours(name):
-    return name in _OURS or re.fullmatch(r"ckpt-\d+\.(index|data-\d+-of-\d+)", name) is not None
+    return name in _OURS or _OURS_PATTERN.fullmatch(name) is not None
 
 
 def prepare(output_dir, config, reset=False):

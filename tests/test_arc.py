@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from enas.arc import (NUM_OPS, OP_NAMES, Arc, Cell, Node, parse_arc, random_arc,
-                      validate_arc_array)
+                      validate_arc_array, with_random_precisions)
 from enas.errors import ArcError, UserError
 
 ARC5 = "0 2 1 4 1 3 0 1 1 0 1 0 1 2 0 4 0 0 0 1 1 3 1 4 0 1 1 1 1 2 1 4 3 2 0 2 1 1 0 3"
@@ -276,6 +276,27 @@ def test_random_arc_reproducible():
     assert a == b
     with pytest.raises(ArcError):
         random_arc(0, np.random.default_rng(0))
+
+
+def test_random_precisions_keep_the_architecture():
+    """The same inputs and ops; every op with weights (and only those) gets a precision of the
+    set, each of them drawn; the result pastes back as a mixed string."""
+    rng = np.random.default_rng(3)
+    precisions = ("binary", "ternary", "4bit")
+    arc = parse_arc(ARC5)
+    seen = set()
+    for _ in range(20):
+        mixed = with_random_precisions(arc, precisions, rng)
+        assert mixed.to_list() == arc.to_list()
+        ops = arc.to_list()[1::2]
+        names = mixed.normal.precisions + mixed.reduce.precisions
+        assert all((name in precisions) == (op in (0, 1)) for op, name in zip(ops, names))
+        assert all(name is None for op, name in zip(ops, names) if op not in (0, 1))
+        assert parse_arc(str(mixed)) == mixed
+        seen.update(n for n in names if n)
+    assert seen == set(precisions)
+    with pytest.raises(ArcError, match="two or more"):
+        with_random_precisions(arc, ("ternary",), rng)
 
 
 def test_no_tensorflow_import():

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from enas import cli
+from enas import cli, run_dir
 from enas.arc import Arc, parse_arc, random_arc
 from enas.child_config import ChildConfig
 from enas.child_trainer import ChildTrainer, make_optimizer
@@ -190,6 +190,9 @@ def test_mixed_precision_search_end_to_end(tmp_path, mnist_path, capsys):
                         "child_out_filters": 4, "child_fixed_arc": arc_text})
     summary = capsys.readouterr().out
     assert f"Memory: {best['memory_kib']:.2f} KiB" in summary
+    # --reset_output_dir recognises everything the search wrote (it refused pareto.json/png once).
+    run_dir.prepare(str(out_dir), {"run": "next"}, reset=True)
+    assert os.listdir(out_dir) == ["config.json"]
 
 
 @pytest.mark.parametrize("flags, fragment", [

@@ -43,3 +43,21 @@ def test_prepare_refuses_changed_identity(tmp_path):
     run_dir.prepare(str(tmp_path / "r"), {"arc": "1 2"})
     with pytest.raises(ConfigError, match="different arc"):
         run_dir.prepare(str(tmp_path / "r"), {"arc": "3 4"})
+
+
+def test_reset_takes_what_a_killed_run_leaves_but_refuses_foreign_files(tmp_path):
+    """A run killed mid-write leaves temporary files and checkpoint folders; a reset removes
+    them. A file the project never writes makes the reset refuse and leaves everything."""
+    folder = tmp_path / "r"
+    run_dir.prepare(str(folder), {"arc": "1 2"})
+    leftovers = [".tmp-abc123", "pareto.png.tmp.png", "ckpt-3.index", "ckpt-3.data-00000-of-00001",
+                 "pareto.json", "pareto.png"]
+    for name in leftovers:
+        (folder / name).write_text("x")
+    (folder / "ckpt-4_temp").mkdir()
+    run_dir.prepare(str(folder), {"arc": "3 4"}, reset=True)
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json"]
+    (folder / "notes.txt").write_text("mine")
+    with pytest.raises(ConfigError, match="refusing to reset.*notes.txt"):
+        run_dir.prepare(str(folder), {"arc": "5 6"}, reset=True)
+    assert (folder / "notes.txt").read_text() == "mine" and (folder / "config.json").exists()
