@@ -6,8 +6,7 @@
 Edit CONFIG below to change the defaults; any key is also a flag (--help lists them).
 """
 
-import enas  # noqa: F401  (quiet TensorFlow start-up, as the other scripts)
-from enas.command import run_command
+from enas.cli.command import run_command
 
 CONFIG = dict(
     child_fixed_arc="",  # normal cell then reduction cell, 4 integers per node
@@ -22,8 +21,8 @@ FLAG_HELP = {
 
 
 def main(settings):
-    from enas.arc import parse_arc
-    from enas.draw import draw_arc
+    from enas.space.arc import parse_arc
+    from enas.viz.draw import draw_arc
 
     arc = parse_arc(settings["child_fixed_arc"], settings["child_num_cells"] or None)
     for path in draw_arc(arc, settings["output_prefix"]):

@@ -11,11 +11,10 @@ reloads with identical predictions, and prints the sizes next to the summary's m
 With --tflite (and --verify, the default) it also runs the TensorFlow Lite interpreter on the
 test split: Keras' and the file's accuracy, how often they predict the same class, the file
 size and the median latency per image. Load the packed file with
-``enas.export.load_packed(path)``.
+``enas.deploy.export.load_packed(path)``.
 """
 
-import enas  # noqa: F401  (quiet TensorFlow start-up, as the other scripts)
-from enas.command import run_command
+from enas.cli.command import run_command
 
 CONFIG = dict(
     output_dir="./output-mnist-arc",
@@ -61,8 +60,9 @@ def main(settings):
     if settings["representative_examples"] < 1 or settings["max_test_examples"] < 0:
         raise ConfigError("--representative_examples must be >= 1 and --max_test_examples >= 0")
 
-    from enas.export import export_packed, load_packed, restore_run
-    from enas.model_summary import summarize
+    from enas.cost.model_summary import summarize
+    from enas.deploy.export import export_packed, load_packed
+    from enas.run.restore import restore_run
 
     model, identity, checkpoint = restore_run(settings["output_dir"])
     print(f"Restored {checkpoint}")
@@ -87,9 +87,9 @@ def main(settings):
 
 
 def export_tflite(model, record, settings):
-    from enas import tflite_export
-    from enas.config import RunConfig
-    from enas.data_utils import load_dataset
+    from enas.config.run_config import RunConfig
+    from enas.data.data_utils import load_dataset
+    from enas.deploy import tflite_export
 
     config = RunConfig.from_json(record["config"]) if "config" in record else None
     dataset = config.dataset if config else record.get("dataset", "mnist")

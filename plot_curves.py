@@ -6,8 +6,7 @@
 Edit CONFIG below to change the defaults; any key is also a flag (--help lists them).
 """
 
-import enas  # noqa: F401  (quiet TensorFlow start-up, as the other scripts)
-from enas.command import run_command
+from enas.cli.command import run_command
 
 CONFIG = dict(
     output_dir="./output-mnist-arc",
@@ -19,7 +18,7 @@ FLAG_HELP = {
 
 
 def main(settings):
-    from enas.plots import plot_run
+    from enas.viz.plots import plot_run
 
     for path in plot_run(settings["output_dir"]):
         print(path)

@@ -5,7 +5,7 @@
 Then train the best architecture it prints:  python train_arc_mnist.py -fixed_arc "..."
 """
 
-from enas import cli
+from enas.cli import script
 
 # What this script changes from the defaults of enas/config.py (data in ./data/<dataset>, output
 # in ./output-<dataset>-<arc|search>); edit it, or override any setting with a flag (--help).
@@ -23,4 +23,4 @@ CONFIG = dict(
 )
 
 if __name__ == "__main__":
-    raise SystemExit(cli.main(CONFIG, dataset="mnist", mode="search"))
+    raise SystemExit(script.main(CONFIG, dataset="mnist", mode="search"))

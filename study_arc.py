@@ -8,8 +8,8 @@ study.png in the output folder; see enas/study.py).
 A killed study resumes where it stopped when rerun with the same command.
 """
 
-from enas.command import run_command
-from enas.study import settings_of
+from enas.cli.command import run_command
+from enas.search.study import settings_of
 
 # What the study changes from the defaults of enas/config.py and enas/study.py (data in
 # ./data/<dataset>, output in ./output-<dataset>-study); flags override (--help lists them).
@@ -36,7 +36,10 @@ FLAG_HELP = {
 
 
 def main(settings):
-    from enas.study import Study, from_settings  # checks every setting before TensorFlow loads
+    from enas.search.study import (  # checks every setting before TensorFlow loads
+        Study,
+        from_settings,
+    )
 
     Study(*from_settings(settings)).run()
 

@@ -9,10 +9,8 @@ and train_arc_mnist.py's default architecture; --dataset only sets the image sha
 28x28x1, cifar10 32x32x3). No data is read. See enas/model_summary.py for the conventions.
 """
 
-import enas  # noqa: F401  (quiet TensorFlow start-up, as the other scripts)
-from enas.command import run_command
-
-from enas.config import child_settings
+from enas.cli.command import run_command
+from enas.config.run_config import child_settings
 
 CONFIG = dict(
     dataset="mnist",
@@ -26,9 +24,9 @@ FLAG_HELP = {
 
 
 def main(settings):
-    from enas.config import RunConfig
-    from enas.micro_child import MicroChild
-    from enas.model_summary import dataset_image_shape, format_summary, summarize
+    from enas.child.micro_child import MicroChild
+    from enas.config.run_config import RunConfig
+    from enas.cost.model_summary import dataset_image_shape, format_summary, summarize
 
     image_shape = dataset_image_shape(settings["dataset"])
     run = RunConfig.from_settings(settings, "train", settings["dataset"])

@@ -3,7 +3,7 @@
     python train_arc_cifar.py -fixed_arc "0 2 0 0 ..." --data_path ./data/cifar10 >> cifar_arc.txt
 """
 
-from enas import cli
+from enas.cli import script
 
 # What this script changes from the defaults of enas/config.py (data in ./data/<dataset>, output
 # in ./output-<dataset>-<arc|search>); edit it, or override any setting with a flag (--help).
@@ -24,4 +24,4 @@ CONFIG = dict(
 )
 
 if __name__ == "__main__":
-    raise SystemExit(cli.main(CONFIG, dataset="cifar10", mode="train"))
+    raise SystemExit(script.main(CONFIG, dataset="cifar10", mode="train"))

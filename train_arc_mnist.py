@@ -3,7 +3,7 @@
     python train_arc_mnist.py -fixed_arc "0 2 1 4 ..." --data_path ../shared/data/mnist >> mnist_arc.txt
 """
 
-from enas import cli
+from enas.cli import script
 
 # What this script changes from the defaults of enas/config.py (data in ./data/<dataset>, output
 # in ./output-<dataset>-<arc|search>); edit it, or override any setting with a flag (--help).
@@ -18,4 +18,4 @@ CONFIG = dict(
 )
 
 if __name__ == "__main__":
-    raise SystemExit(cli.main(CONFIG, dataset="mnist", mode="train"))
+    raise SystemExit(script.main(CONFIG, dataset="mnist", mode="train"))

@@ -19,13 +19,15 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import enas.tf_log  # noqa: E402,F401  (TensorFlow's environment defaults, before TensorFlow is imported)
+from enas.cli import tf_log  # noqa: E402
+
+tf_log.set_tensorflow_defaults()  # TensorFlow's environment defaults, before TensorFlow is imported
 
 import tensorflow as tf  # noqa: E402
 
-from enas import data_utils  # noqa: E402
-from enas.export import restore_run  # noqa: E402
-from enas.micro_ops import BatchNorm  # noqa: E402
+from enas.child.micro_ops import BatchNorm  # noqa: E402
+from enas.data import data_utils  # noqa: E402
+from enas.run.restore import restore_run  # noqa: E402
 
 
 def batch_norms(model):

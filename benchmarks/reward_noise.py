@@ -27,14 +27,17 @@ import statistics
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import enas.tf_log  # noqa: E402,F401  (TensorFlow's environment defaults, before TensorFlow is imported)
+from enas.cli import tf_log  # noqa: E402
+
+tf_log.set_tensorflow_defaults()  # TensorFlow's environment defaults, before TensorFlow is imported
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from enas import data_utils, search  # noqa: E402
-from enas.arc import parse_arc  # noqa: E402
-from enas.ranking import kendall_tau  # noqa: E402
+from enas.data import data_utils  # noqa: E402
+from enas.search import search_task  # noqa: E402
+from enas.search.ranking import kendall_tau  # noqa: E402
+from enas.space.arc import parse_arc  # noqa: E402
 
 
 def make_predict(model):
@@ -93,13 +96,13 @@ def main():
     args = parser.parse_args()
 
     try:
-        with open(os.path.join(args.run, search.FINAL_PICK)) as f:
+        with open(os.path.join(args.run, search_task.FINAL_PICK)) as f:
             ranked = json.load(f)["ranked"]
     except (OSError, ValueError, KeyError) as e:
-        sys.exit(f"error: {args.run!r} has no readable {search.FINAL_PICK} ({e}); run the search to its end first")
+        sys.exit(f"error: {args.run!r} has no readable {search_task.FINAL_PICK} ({e}); run the search to its end first")
     if args.arcs:
         ranked = ranked[:: max(1, len(ranked) // args.arcs)][: args.arcs]
-    config, trainer, data = search.restore_shared_child(args.run)
+    config, trainer, data = search_task.restore_shared_child(args.run)
     batch = args.batch_size or config.training.batch_size
     predict = make_predict(trainer.model)
     hits = np.stack([correctness(predict, data.x_valid, data.y_valid, parse_arc(item["arc"]))

@@ -43,16 +43,18 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import enas.tf_log  # noqa: E402  (TensorFlow's environment defaults, before TensorFlow is imported)
+from enas.cli import tf_log  # noqa: E402
+
+tf_log.set_tensorflow_defaults()  # TensorFlow's environment defaults, before TensorFlow is imported
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from enas.arc import random_arc, with_random_precisions  # noqa: E402
-from enas.child_trainer import ChildTrainer, make_optimizer  # noqa: E402
-from enas.micro_child import ChildConfig, MicroChild  # noqa: E402
-from enas.precision import PrecisionPolicy  # noqa: E402
+from enas.child.child_trainer import ChildTrainer, make_optimizer  # noqa: E402
+from enas.child.micro_child import ChildConfig, MicroChild  # noqa: E402
+from enas.space.arc import random_arc, with_random_precisions  # noqa: E402
+from enas.space.precision import PrecisionPolicy  # noqa: E402
 
 SHAPES = {"mnist": (28, 28, 1), "cifar": (32, 32, 3), "enas": (32, 32, 3)}
 
@@ -161,7 +163,7 @@ def main():
     parser.add_argument("--quick", action="store_true",
                         help="a one-minute check: mnist rows only, 1 repeat of 4 steps, no (c)")
     args = parser.parse_args()
-    enas.tf_log.filter_cpp_logs()  # TensorFlow's C++ banners off the table's stderr
+    tf_log.filter_cpp_logs()  # TensorFlow's C++ banners off the table's stderr
     if args.quick:
         args.datasets, args.repeats, args.steps, args.skip_all_ops = ["mnist"], 1, 4, True
     print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, {os.cpu_count()} CPUs; "

@@ -1,19 +1,23 @@
-"""ENAS micro search and training over quantized child networks.
+"""ENAS micro search and training over quantized child networks (TensorFlow 2 + Keras 3).
 
-Importing ``enas`` before TensorFlow (as the scripts do) sets two of TensorFlow's environment
-defaults, each only when the user has not set it:
+The sub-packages, from the bottom up; a module imports only from its own sub-package or from
+those listed before it (``tests/test_layout.py`` checks it), and nothing imports a script:
 
-* ``TF_CPP_MIN_LOG_LEVEL=2``: TensorFlow's C++ start-up chatter stays out of the logs users
-  redirect (the scripts also filter the banners that ignore it, see :mod:`enas.tf_log`); set it
-  to 0 to see everything.
-* ``TF_ENABLE_ONEDNN_OPTS=1``: oneDNN's CPU kernels, which TensorFlow enables by default only on
-  some CPUs. On a 2-core AMD EPYC they made the ENAS-size fixed training step 1.9x faster
-  (69 vs 36 images/s); set it to 0 for TensorFlow's own (Eigen) kernels.
+===============  ===========================================================================
+``errors``       the user errors every layer raises (one line, exit status 2)
+``space``        the search space: ops, arc strings, precisions (no TensorFlow)
+``config``       the typed run configuration, the child's shape, the training recipes
+``data``         datasets: MNIST, CIFAR-10, the ``tf.data`` pipeline
+``child``        the child network: shared layers, ops, cell, network, compiled steps
+``controller``   architecture sampling: random controller, REINFORCE, the ENAS LSTM
+``cost``         what a child costs: bit-accurate summary, per-op cost tables
+``run``          the run loop, run folder, logs, TensorBoard, tf.distribute, fixed training
+``viz``          pictures: cell diagrams and learning curves
+``search``       the search task, its cost-aware reward and final pick, the study
+``deploy``       packed, Keras and TensorFlow Lite export
+``cli``          the scripts' entry point: flags, one-line errors, TensorFlow's log filter
+===============  ===========================================================================
+
+Importing ``enas`` (or any of its modules) changes nothing in the process environment;
+TensorFlow's environment defaults are the scripts' (:mod:`enas.cli.tf_log`).
 """
-
-import os
-
-# What the user's environment said, before the default below (see enas.tf_log).
-USER_TF_CPP_MIN_LOG_LEVEL = os.environ.get("TF_CPP_MIN_LOG_LEVEL")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")

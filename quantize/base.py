@@ -227,7 +227,7 @@ def saturated_inputs():
     its :meth:`Quantizer.saturation` range and then runs its :meth:`Quantizer.export_call`: the
     same outputs, and a TensorFlow Lite int8 export then quantizes that input on the quantizer's
     own range, not on the range of the values that feed it, so its thresholds move by far less
-    (:mod:`enas.tflite_export`)."""
+    (:mod:`enas.deploy.tflite_export`)."""
     return _stage("saturated")
 
 

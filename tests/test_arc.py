@@ -1,4 +1,4 @@
-"""Tests of enas.arc: parsing, formatting, validation and random sampling of architectures."""
+"""Tests of enas.space.arc: parsing, formatting, validation and random sampling of architectures."""
 
 import sys
 from pathlib import Path
@@ -6,9 +6,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from enas.arc import (NUM_OPS, OP_NAMES, Arc, Cell, Node, parse_arc, random_arc,
-                      validate_arc_array, with_random_precisions)
 from enas.errors import ArcError, UserError
+from enas.space.arc import (
+    NUM_OPS,
+    OP_NAMES,
+    Arc,
+    Cell,
+    Node,
+    parse_arc,
+    random_arc,
+    validate_arc_array,
+    with_random_precisions,
+)
 
 ARC5 = "0 2 1 4 1 3 0 1 1 0 1 0 1 2 0 4 0 0 0 1 1 3 1 4 0 1 1 1 1 2 1 4 3 2 0 2 1 1 0 3"
 ARC5_INTS = [int(t) for t in ARC5.split()]
@@ -300,9 +309,9 @@ def test_random_precisions_keep_the_architecture():
 
 
 def test_no_tensorflow_import():
-    """Parsing arcs must stay cheap: importing enas.arc does not import TensorFlow."""
+    """Parsing arcs must stay cheap: importing enas.space.arc does not import TensorFlow."""
     import subprocess
 
-    code = "import sys, enas.arc; sys.exit('tensorflow' in sys.modules)"
+    code = "import sys, enas.space.arc; sys.exit('tensorflow' in sys.modules)"
     root = str(Path(__file__).resolve().parents[1])
     assert subprocess.run([sys.executable, "-c", code], cwd=root).returncode == 0

@@ -1,6 +1,6 @@
 """Bad input gets one line on stderr, exit status 2, no traceback, and nothing on disk damaged.
 
-Most cases run in-process through ``enas.cli.main`` (fast); a few run the real script in a
+Most cases run in-process through ``enas.cli.script.main`` (fast); a few run the real script in a
 subprocess to check the exit status and the absence of a traceback end to end, and one kills a
 training run with SIGKILL mid-epoch and resumes it.
 """
@@ -15,16 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from enas import cli
-from tests.conftest import REPO, TINY_ARC, argv_from
-
 import train_arc_mnist
+from enas.cli import script
+from tests.conftest import REPO, TINY_ARC, argv_from
 
 GOOD_40 = "0 2 1 4 1 3 0 1 1 0 1 0 1 2 0 4 0 0 0 1 1 3 1 4 0 1 1 1 1 2 1 4 3 2 0 2 1 1 0 3"
 
 
 def run(config, capsys, extra=()):
-    code = cli.main(train_arc_mnist.CONFIG, "mnist", "train", argv_from(config) + list(extra))
+    code = script.main(train_arc_mnist.CONFIG, "mnist", "train", argv_from(config) + list(extra))
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -82,7 +81,7 @@ def test_fixed_arc_aliases_and_separators(train_config, capsys):
 
 
 def test_missing_data(train_config, tmp_path, capsys, monkeypatch):
-    from enas import data_utils
+    from enas.data import data_utils
 
     monkeypatch.setattr(data_utils, "try_download", _no_download, raising=False)
     config = {**train_config, "data_path": str(tmp_path / "nowhere")}

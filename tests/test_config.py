@@ -10,8 +10,8 @@ import search_arc_cifar
 import search_arc_mnist
 import train_arc_cifar
 import train_arc_mnist
-from enas import cli
-from enas.config import RunConfig, default_settings, flag_names
+from enas.cli import script
+from enas.config.run_config import RunConfig, default_settings, flag_names
 from enas.errors import ConfigError
 from tests.conftest import argv_from
 
@@ -60,7 +60,7 @@ def test_unknown_config_key_and_bad_json():
         default_settings("train", {"child_lr_maxx": 0.1})
     with pytest.raises(ConfigError, match="cannot read the run configuration"):
         RunConfig.from_json({"version": 1, "mode": "train"})
-    assert cli.main({"no_such_setting": 1}, "mnist", "train", ["train_arc_mnist.py"]) == 2
+    assert script.main({"no_such_setting": 1}, "mnist", "train", ["train_arc_mnist.py"]) == 2
 
 
 def _first_epoch_steps(text):
@@ -71,14 +71,14 @@ def _first_epoch_steps(text):
 def test_config_json_alone_reproduces_the_run(train_config, tmp_path, capsys):
     config = {**train_config, "num_epochs": 1, "child_lr_max": 0.07, "child_l2_reg": 3e-4,
               "child_optimizer": "adam", "batch_size": 24, "seed": 5}
-    assert cli.main(train_arc_mnist.CONFIG, "mnist", "train", argv_from(config)) == 0
+    assert script.main(train_arc_mnist.CONFIG, "mnist", "train", argv_from(config)) == 0
     first = capsys.readouterr().out
     record_path = tmp_path / "run" / "config.json"
     record = json.loads(record_path.read_text())
     assert record["config"]["training"]["lr_max"] == 0.07 and record["config"]["output"]["seed"] == 5
     # Only the folder: its config.json, with a new output folder for the rerun.
     argv = ["train_arc_mnist.py", f"--from_config={record_path}", f"--output_dir={tmp_path / 'again'}"]
-    assert cli.main(train_arc_mnist.CONFIG, "mnist", "train", argv) == 0
+    assert script.main(train_arc_mnist.CONFIG, "mnist", "train", argv) == 0
     again = capsys.readouterr().out
     assert "Resuming" not in again
     steps = _first_epoch_steps(first)
@@ -86,5 +86,5 @@ def test_config_json_alone_reproduces_the_run(train_config, tmp_path, capsys):
     assert json.loads((tmp_path / "again" / "config.json").read_text())["config"]["training"] == \
         record["config"]["training"]
     # A recorded training run is not a search configuration.
-    bad = cli.main(search_arc_mnist.CONFIG, "mnist", "search", ["search_arc_mnist.py", f"--from_config={record_path}"])
+    bad = script.main(search_arc_mnist.CONFIG, "mnist", "search", ["search_arc_mnist.py", f"--from_config={record_path}"])
     assert bad == 2 and "is a train run on mnist" in capsys.readouterr().err

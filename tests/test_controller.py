@@ -1,4 +1,4 @@
-"""Tests of the architecture controllers (enas.controller, enas.micro_controller)."""
+"""Tests of the architecture controllers (enas.controller.controller, enas.controller.micro_controller)."""
 
 import itertools
 import os
@@ -9,15 +9,15 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from enas.arc import random_arc, validate_arc_array  # noqa: E402
-from enas.controller import (  # noqa: E402
+from enas.controller.controller import (  # noqa: E402
     ArcSample,
     RandomController,
     ReinforceTrainer,
     allowed_choices,
 )
+from enas.controller.micro_controller import MicroController  # noqa: E402
 from enas.errors import ArcError, ConfigError  # noqa: E402
-from enas.micro_controller import MicroController  # noqa: E402
+from enas.space.arc import random_arc, validate_arc_array  # noqa: E402
 
 REWARDED_OP = 2
 

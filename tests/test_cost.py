@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from enas.arc import Arc, parse_arc, random_arc
-from enas.child_config import ChildConfig, parse_precision_list
-from enas.config import CostConfig
-from enas.cost import CostTable, pareto_front
+from enas.child.micro_child import MicroChild
+from enas.config.child_config import ChildConfig, parse_precision_list
+from enas.config.run_config import CostConfig
+from enas.cost.cost_table import CostTable, pareto_front
+from enas.cost.model_summary import summarize
 from enas.errors import ArcError, ConfigError
-from enas.micro_child import MicroChild
-from enas.model_summary import summarize
-from enas.precision import PrecisionPolicy
+from enas.space.arc import Arc, parse_arc, random_arc
+from enas.space.precision import PrecisionPolicy
 
 B = 3
 PRECISIONS = ("binary", "ternary", "4bit")

@@ -1,4 +1,4 @@
-"""Tests of enas.data_utils / enas.data_utils_cifar on tiny files in the official formats."""
+"""Tests of enas.data.data_utils / enas.data.data_utils_cifar on tiny files in the official formats."""
 
 import gzip
 import io
@@ -9,9 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from enas import data_common, data_utils, data_utils_cifar
-from enas.data_utils import DataSplits, load_dataset, load_mnist, make_dataset, read_mnist
-from enas.data_utils_cifar import load_cifar10, read_cifar10
+from enas.data import data_common, data_utils, data_utils_cifar
+from enas.data.data_utils import (
+    DataSplits,
+    load_dataset,
+    load_mnist,
+    make_dataset,
+    read_mnist,
+)
+from enas.data.data_utils_cifar import load_cifar10, read_cifar10
 from enas.errors import DataError
 from tests.fixtures_data import (
     write_cifar_batches,

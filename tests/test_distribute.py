@@ -21,9 +21,9 @@ import time
 import numpy as np
 import pytest
 
-from enas import distribute
-from enas.config import DistributeConfig, RunConfig
+from enas.config.run_config import DistributeConfig, RunConfig
 from enas.errors import ConfigError
+from enas.run import distribute
 from tests.conftest import REPO, TINY, TINY_ARC, argv_from
 
 FLOAT_SGD = {**TINY, "log_every": 1, "child_quantization": "float", "child_recipe": "enas"}

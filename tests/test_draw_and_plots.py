@@ -1,5 +1,5 @@
-"""Tests of the cell diagrams (enas.draw, draw_arc.py), the TensorBoard scalars
-(enas.summaries) and the run curves (enas.plots, plot_curves.py)."""
+"""Tests of the cell diagrams (enas.viz.draw, draw_arc.py), the TensorBoard scalars
+(enas.run.summaries) and the run curves (enas.viz.plots, plot_curves.py)."""
 
 import itertools
 import os
@@ -9,9 +9,9 @@ import sys
 import numpy as np
 import pytest
 
-from enas.arc import Cell, parse_arc, random_arc
-from enas.draw import OUTPUT, _label_size, cell_layout, draw_arc, draw_cell
 from enas.errors import UserError
+from enas.space.arc import Cell, parse_arc, random_arc
+from enas.viz.draw import OUTPUT, _label_size, cell_layout, draw_arc, draw_cell
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ARC5 = "0 2 1 4 1 3 0 1 1 0 1 0 1 2 0 4 0 0 0 1 1 3 1 4 0 1 1 1 1 2 1 4 3 2 0 2 1 1 0 3"
@@ -142,7 +142,7 @@ def test_draw_arc_script_bad_arc(tmp_path, args):
 # --- TensorBoard scalars ---------------------------------------------------------------------
 
 def test_run_summaries_round_trip(tmp_path):
-    from enas.summaries import RunSummaries, read_scalars
+    from enas.run.summaries import RunSummaries, read_scalars
 
     out = str(tmp_path / "run")
     with RunSummaries(out) as summaries:
@@ -181,7 +181,7 @@ def test_run_summaries_round_trip(tmp_path):
 
 
 def test_run_summaries_disabled(tmp_path):
-    from enas.summaries import RunSummaries, read_scalars
+    from enas.run.summaries import RunSummaries, read_scalars
 
     with RunSummaries(None) as summaries:
         assert not summaries.enabled
@@ -193,7 +193,7 @@ def test_run_summaries_disabled(tmp_path):
 # --- curves ----------------------------------------------------------------------------------
 
 def _fake_run(out, search):
-    from enas.summaries import SEARCH_TAGS, TRAIN_TAGS, RunSummaries
+    from enas.run.summaries import SEARCH_TAGS, TRAIN_TAGS, RunSummaries
 
     rng = np.random.default_rng(0)
     with RunSummaries(out) as summaries:
@@ -210,7 +210,7 @@ def _fake_run(out, search):
 
 @pytest.mark.parametrize("search", [False, True])
 def test_plot_run(tmp_path, search):
-    from enas.plots import plot_run
+    from enas.viz.plots import plot_run
 
     out = str(tmp_path / "run")
     _fake_run(out, search)
@@ -223,7 +223,7 @@ def test_plot_run(tmp_path, search):
 
 
 def test_plot_run_without_scalars(tmp_path):
-    from enas.plots import NoScalarsError, plot_run
+    from enas.viz.plots import NoScalarsError, plot_run
 
     with pytest.raises(NoScalarsError) as info:
         plot_run(str(tmp_path))

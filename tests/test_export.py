@@ -8,19 +8,26 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from enas import run_dir
-from enas.arc import parse_arc, random_arc
+import export_arc
+from enas.child.micro_child import ChildConfig, MicroChild
+from enas.config.run_config import RunConfig
+from enas.cost.model_summary import summarize, variable_table
+from enas.deploy.export import (
+    decode,
+    encode,
+    export_packed,
+    load_packed,
+    pack_codes,
+    read_header,
+    unpack_codes,
+)
 from enas.errors import CheckpointError
-from enas.export import (decode, encode, export_packed, load_packed, pack_codes,
-                         policy_from_description, read_header, unpack_codes)
-from enas.micro_child import ChildConfig, MicroChild
-from enas.model_summary import summarize, variable_table
-from enas.precision import PrecisionPolicy
-from enas.config import RunConfig
+from enas.run import run_dir
+from enas.run.restore import policy_from_description
+from enas.space.arc import parse_arc, random_arc
+from enas.space.precision import PrecisionPolicy
 from quantize.layers import QuantConv2D, QuantDense
 from tests.conftest import TINY_ARC
-
-import export_arc
 
 IMAGES = np.random.default_rng(1).normal(size=(4, 28, 28, 1)).astype("float32")
 

@@ -1,12 +1,22 @@
-"""The package layout: the library never imports a top-level script, and no two of its modules
-import each other (directly or through others), counting imports inside functions too."""
+"""The package layout: ``enas/`` is split into sub-packages by job, each importing only from
+itself and the sub-packages below it; the library never imports a top-level script; no two
+modules import each other (directly or through others), counting imports inside functions too."""
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("enas", "quantize", "binarize", "ternarize")
 SCRIPTS = {p.stem for p in REPO.glob("*.py")}
+
+# enas's sub-packages from the bottom up (the table in enas/__init__.py): a module of one imports
+# only modules of its own or of those before it. ``errors`` is the one plain module at the bottom.
+LAYERS = ("errors", "space", "config", "data", "child", "controller", "cost", "run", "viz", "search",
+          "deploy", "cli")
+# Importable without TensorFlow or Keras (validation and arc parsing happen before TensorFlow starts).
+NO_TENSORFLOW = ("errors", "space", "config")
 
 
 def _module_name(path):
@@ -14,29 +24,40 @@ def _module_name(path):
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def _imports(path, modules):
-    """Modules (of ``modules`` or the scripts) that the file at ``path`` imports anywhere."""
-    found = set()
-    package = _module_name(path).rsplit(".", 1)[0] if path.name != "__init__.py" else _module_name(path)
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        names = []
+def _imported_names(tree, package, top_level_only=False):
+    nodes = tree.body if top_level_only else ast.walk(tree)
+    for node in nodes:
         if isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
+            yield from (alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
-                base = ".".join(package.split(".")[:len(package.split(".")) - node.level + 1] + ([base] if base else []))
-            names = [base] + [f"{base}.{alias.name}" for alias in node.names]
-        for name in names:
-            if name in modules or name in SCRIPTS:
-                found.add(name)
-    return found
+                parts = package.split(".")
+                base = ".".join(parts[:len(parts) - node.level + 1] + ([base] if base else []))
+            yield base
+            yield from (f"{base}.{alias.name}" for alias in node.names)
+
+
+def _imports(path, modules):
+    """Modules (of ``modules`` or the scripts) that the file at ``path`` imports anywhere."""
+    package = _module_name(path).rsplit(".", 1)[0] if path.name != "__init__.py" else _module_name(path)
+    tree = ast.parse(path.read_text(), str(path))
+    return {name for name in _imported_names(tree, package) if name in modules or name in SCRIPTS}
+
+
+def _files():
+    return [p for package in PACKAGES for p in (REPO / package).rglob("*.py")]
 
 
 def _graph():
-    files = [p for package in PACKAGES for p in (REPO / package).rglob("*.py")]
-    modules = {_module_name(p): p for p in files}
+    modules = {_module_name(p): p for p in _files()}
     return {name: _imports(path, modules) - {name} for name, path in modules.items()}
+
+
+def _layer(module):
+    """Index in LAYERS of an ``enas.*`` module's sub-package, or None for ``enas`` itself."""
+    parts = module.split(".")
+    return LAYERS.index(parts[1]) if len(parts) > 1 else None
 
 
 def test_library_imports_no_script():
@@ -64,30 +85,48 @@ def test_no_import_cycles():
 
 
 def test_the_graph_sees_imports():
-    """The checks above would pass vacuously if the parser found nothing."""
+    """The checks would pass vacuously if the parser found nothing."""
     graph = _graph()
-    assert "enas.config" in graph["enas.cli"] and "quantize.base" in graph["binarize.binary_ops"]
+    assert "enas.config.run_config" in graph["enas.cli.script"] and "quantize.base" in graph["binarize.binary_ops"]
     assert "quantize.storage" in graph["quantize.base"]
+    assert "enas.child.replicas" in graph["enas.child.micro_ops"]  # a sibling in the same sub-package
 
 
-# The rows of the README's table of enas/: a module imports only from its own row or above.
-LAYERS = (
-    ("errors", "search_space", "arc", "precision", "recipes", "child_config", "config", "distribute"),
-    ("data_common", "data_utils", "data_utils_cifar"),
-    ("common_ops", "micro_ops", "micro_cell", "micro_child"),
-    ("controller", "micro_controller"),
-    ("layer_paths", "run_dir", "summaries", "log_format"),
-    ("model_summary", "export", "tflite_export", "draw", "plots", "cost"),
-    ("child_trainer", "run_loop", "train_fixed", "search_cost", "search", "ranking", "study"),
-    ("flags", "command", "cli", "tf_log"),
-)
+def test_enas_is_split_into_the_listed_sub_packages():
+    """Every module of enas/ sits in a sub-package of LAYERS (only errors.py and __init__.py at the
+    top), and every sub-package has an __init__ whose docstring says what it holds."""
+    top = sorted(p.name for p in (REPO / "enas").iterdir() if p.suffix == ".py" or (p / "__init__.py").exists())
+    assert top == sorted(["__init__.py", "errors.py", *(name for name in LAYERS if name != "errors")]), top
+    for name in LAYERS[1:]:
+        init = REPO / "enas" / name / "__init__.py"
+        doc = ast.get_docstring(ast.parse(init.read_text()))
+        assert doc and len(doc.split()) >= 20, f"{init}: a one-paragraph docstring saying what the sub-package holds"
+        for module in (REPO / "enas" / name).glob("*.py"):
+            if module.name != "__init__.py":
+                assert module.stem in doc, f"{init}'s docstring does not mention {module.stem}"
 
 
-def test_enas_modules_import_only_from_lower_layers():
-    row = {f"enas.{name}": i for i, names in enumerate(LAYERS) for name in names}
+def test_enas_sub_packages_import_only_downwards():
     graph = _graph()
-    listed = {m for m in graph if m.startswith("enas.")}
-    assert listed == set(row), sorted(listed ^ set(row))  # the table names every module
-    upward = {m: sorted(d for d in deps if d in row and row[d] > row[m])
-              for m, deps in graph.items() if m in row}
-    assert not {m: d for m, d in upward.items() if d}, upward
+    upward = {}
+    for module, deps in graph.items():
+        if not module.startswith("enas.") or _layer(module) is None:
+            continue
+        bad = sorted(d for d in deps if d.startswith("enas.") and _layer(d) is not None
+                     and _layer(d) > _layer(module))
+        if bad:
+            upward[module] = bad
+    assert not upward, upward
+    # quantize/, binarize/, ternarize/ are the layers' library: they never import enas.
+    assert not {m: d for m, d in graph.items() if not m.startswith("enas") and any(x.startswith("enas") for x in d)}
+
+
+def test_space_and_config_import_no_tensorflow():
+    """Importing errors, space and config (as a script does to validate its flags) loads neither
+    TensorFlow nor Keras."""
+    modules = ["enas.errors"] + [_module_name(p) for name in NO_TENSORFLOW[1:] for p in (REPO / "enas" / name).glob("*.py")]
+    code = (f"import sys\nfor m in {modules!r}:\n    __import__(m)\n"
+            "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]", (modules, result.stdout)

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from enas.arc import parse_arc, random_arc
-from enas.child_trainer import ChildTrainer, make_optimizer
-from enas.common_ops import SharedLayers, create_weight
+from enas.child.child_trainer import ChildTrainer, make_optimizer
+from enas.child.common_ops import SharedLayers, create_weight
+from enas.child.micro_cell import op_key
+from enas.child.micro_child import ChildConfig, MicroChild, default_reduction_layers
 from enas.errors import ConfigError
-from enas.micro_cell import op_key
-from enas.micro_child import ChildConfig, MicroChild, default_reduction_layers
-from enas.precision import Precision, PrecisionPolicy
+from enas.space.arc import parse_arc, random_arc
+from enas.space.precision import Precision, PrecisionPolicy
 
 B = 2
 SMALL = dict(num_layers=1, num_nodes=B, out_filters=4)

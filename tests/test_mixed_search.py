@@ -11,24 +11,24 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from enas import cli, run_dir
-from enas.arc import Arc, parse_arc, random_arc
-from enas.child_config import ChildConfig
-from enas.child_trainer import ChildTrainer, make_optimizer
-from enas.controller import RandomController, ReinforceTrainer
-from enas.config import CostConfig
-from enas.cost import CostTable
-from enas.micro_child import MicroChild
-from enas.micro_controller import MicroController
-from enas.search_cost import SearchCost
-from enas.search_space import SearchSpace
-from tests.conftest import argv_from
-from tests.test_search import SEARCH_TINY
-from tests.test_search_step import _images, _transplant
-
 import search_arc_mnist
 import summarize_arc
 import train_arc_mnist
+from enas.child.child_trainer import ChildTrainer, make_optimizer
+from enas.child.micro_child import MicroChild
+from enas.cli import script
+from enas.config.child_config import ChildConfig
+from enas.config.run_config import CostConfig
+from enas.controller.controller import RandomController, ReinforceTrainer
+from enas.controller.micro_controller import MicroController
+from enas.cost.cost_table import CostTable
+from enas.run import run_dir
+from enas.search.search_cost import SearchCost
+from enas.space.arc import Arc, parse_arc, random_arc
+from enas.space.search_space import SearchSpace
+from tests.conftest import argv_from
+from tests.test_search import SEARCH_TINY
+from tests.test_search_step import _images, _transplant
 
 B = 3
 PRECISIONS = ("binary", "ternary", "4bit")
@@ -156,7 +156,7 @@ def test_mixed_precision_search_end_to_end(tmp_path, mnist_path, capsys):
     settings = {**search_arc_mnist.CONFIG, **SEARCH_TINY, "data_path": mnist_path, "output_dir": str(out_dir),
                 "num_epochs": 1, "search_precisions": "binary,ternary,4bit", "target_memory_kib": target,
                 "final_pick_samples": 8}
-    code = cli.main(search_arc_mnist.CONFIG, "mnist", "search", argv_from(settings, "search"))
+    code = script.main(search_arc_mnist.CONFIG, "mnist", "search", argv_from(settings, "search"))
     out, err = capsys.readouterr()
     assert code == 0, err
     lines = out.splitlines()
@@ -184,7 +184,7 @@ def test_mixed_precision_search_end_to_end(tmp_path, mnist_path, capsys):
              "max_train_examples": 256, "max_test_examples": 100, "num_valid": 0, "batch_size": 64,
              "num_epochs": 1, "child_num_layers": 0, "child_num_cells": 2, "child_out_filters": 4,
              "child_fixed_arc": arc_text}
-    assert cli.main(train_arc_mnist.CONFIG, "mnist", "train", argv_from(train)) == 0
+    assert script.main(train_arc_mnist.CONFIG, "mnist", "train", argv_from(train)) == 0
     capsys.readouterr()
     summarize_arc.main({**summarize_arc.CONFIG, "child_num_layers": 0, "child_num_cells": 2,
                         "child_out_filters": 4, "child_fixed_arc": arc_text})
@@ -205,7 +205,7 @@ def test_mixed_precision_search_end_to_end(tmp_path, mnist_path, capsys):
 ])
 def test_bad_cost_flags_are_one_line_errors(flags, fragment, tmp_path, mnist_path, capsys):
     settings = {**search_arc_mnist.CONFIG, **SEARCH_TINY, "data_path": mnist_path, "output_dir": str(tmp_path / "r")}
-    code = cli.main(search_arc_mnist.CONFIG, "mnist", "search", argv_from(settings, "search") + flags)
+    code = script.main(search_arc_mnist.CONFIG, "mnist", "search", argv_from(settings, "search") + flags)
     err = capsys.readouterr().err.strip()
     assert code == 2 and fragment in err and "\n" not in err, err
     assert not (tmp_path / "r").exists()

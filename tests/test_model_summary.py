@@ -4,14 +4,13 @@ counts done by hand on tiny models."""
 import keras
 import pytest
 
-from enas.micro_cell import CellCombine
-from enas.micro_child import ChildConfig, MicroChild
-from enas.model_summary import format_summary, summarize
-from enas.precision import PrecisionPolicy
+import summarize_arc
+from enas.child.micro_cell import CellCombine
+from enas.child.micro_child import ChildConfig, MicroChild
+from enas.cost.model_summary import format_summary, summarize
+from enas.space.precision import PrecisionPolicy
 from quantize.layers import QuantConv2D, QuantDense
 from tests.conftest import TINY_ARC
-
-import summarize_arc
 
 # name -> (kernel quantizer, activation quantizer, bits, float32 scales per kernel tensor)
 PRECISIONS = {
@@ -101,7 +100,7 @@ def test_recording_restores_the_layer_classes():
 def test_recording_touches_only_the_models_own_layers():
     """While one model records, no class is changed and another model of the same layers is
     not recorded; afterwards the layers hold no wrapper."""
-    from enas.model_summary import recording
+    from enas.cost.model_summary import recording
 
     classes = (QuantConv2D, QuantDense, keras.layers.Dense, keras.layers.Conv2D)
     before = {cls: cls.__dict__.get("call") for cls in classes}

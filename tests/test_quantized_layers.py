@@ -11,8 +11,14 @@ import binarize
 import quantize
 import ternarize
 from binarize import SteSign
-from quantize import (QuantConv2D, QuantDense, QuantDepthwiseConv2D, QuantSeparableConv2D,
-                      SteQuantize, WeightClip)
+from quantize import (
+    QuantConv2D,
+    QuantDense,
+    QuantDepthwiseConv2D,
+    QuantSeparableConv2D,
+    SteQuantize,
+    WeightClip,
+)
 from ternarize import SteTern
 
 KINDS = ("Conv2D", "DepthwiseConv2D", "SeparableConv2D", "Dense")

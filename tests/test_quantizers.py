@@ -8,7 +8,13 @@ import tensorflow as tf
 
 import quantize
 from binarize import SteSign, binarize
-from quantize import SUPPORTED_BITS, SteQuantize, WeightClip, precision_of, quantize_uniform
+from quantize import (
+    SUPPORTED_BITS,
+    SteQuantize,
+    WeightClip,
+    precision_of,
+    quantize_uniform,
+)
 from ternarize import SteTern, ternarize
 
 ALL_BITS = (2, 3, 4, 5, 6, 7, 8, 16)

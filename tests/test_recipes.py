@@ -7,13 +7,15 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from enas import flags, micro_ops, recipes
-from enas.child_config import ChildConfig
-from enas.child_trainer import ChildTrainer, decayed_kernels, distillation_loss
-from enas.config import RunConfig
+from enas.child import micro_ops
+from enas.child.child_trainer import ChildTrainer, decayed_kernels, distillation_loss
+from enas.child.micro_child import MicroChild
+from enas.cli import flags
+from enas.config import recipes
+from enas.config.child_config import ChildConfig
+from enas.config.run_config import RunConfig
 from enas.errors import ConfigError
-from enas.micro_child import MicroChild
-from enas.precision import Precision, PrecisionPolicy
+from enas.space.precision import Precision, PrecisionPolicy
 from quantize.base import real_weights, weights_are_real
 from tests.conftest import TINY, TINY_ARC
 from tests.test_train_fixed import run_main
@@ -230,7 +232,7 @@ def test_mnist_search_and_study_keep_batches_of_128_for_the_reward(precision):
     size: the MNIST search and the study pin 128 whatever the precision's recipe says."""
     import search_arc_mnist
     import study_arc
-    from enas.study import from_settings, settings_of
+    from enas.search.study import from_settings, settings_of
 
     search = RunConfig.from_settings({**search_arc_mnist.CONFIG, "child_quantization": precision}, "search", "mnist")
     _, study_search = from_settings({**settings_of(study_arc.CONFIG), "child_quantization": precision})

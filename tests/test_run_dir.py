@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from enas import run_dir
-from enas.child_trainer import make_optimizer
+from enas.child.child_trainer import make_optimizer
+from enas.child.micro_child import ChildConfig, MicroChild
 from enas.errors import ConfigError
-from enas.micro_child import ChildConfig, MicroChild
+from enas.run import run_dir
 
 ARC = "0 0 1 2 2 3 0 4 1 1 0 3 2 4 0 0"
 

@@ -13,12 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from enas import cli
-from enas.arc import parse_arc
-from tests.conftest import REPO, argv_from
-
 import search_arc_mnist
 import train_arc_mnist
+from enas.cli import script
+from enas.space.arc import parse_arc
+from tests.conftest import REPO, argv_from
 
 SEARCH_TINY = dict(
     max_train_examples=900, max_test_examples=200, num_valid=200, batch_size=32,
@@ -47,9 +46,9 @@ def search(config, capsys=None):
 
         out, err = io.StringIO(), io.StringIO()
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            code = cli.main(search_arc_mnist.CONFIG, "mnist", "search", argv_from(config, "search"))
+            code = script.main(search_arc_mnist.CONFIG, "mnist", "search", argv_from(config, "search"))
         return code, out.getvalue(), err.getvalue()
-    code = cli.main(search_arc_mnist.CONFIG, "mnist", "search", argv_from(config, "search"))
+    code = script.main(search_arc_mnist.CONFIG, "mnist", "search", argv_from(config, "search"))
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -100,7 +99,7 @@ def test_search_prints_original_format_and_records_arcs(search_config, uninterru
         "data_path", "max_train_examples", "max_test_examples", "num_valid", "batch_size",
         "child_out_filters")}, "child_num_cells": 0, "child_num_layers": 0, "num_epochs": 1,
         "child_use_aux_heads": False, "output_dir": str(tmp_path / "train")}
-    code = cli.main(train_arc_mnist.CONFIG, "mnist", "train",
+    code = script.main(train_arc_mnist.CONFIG, "mnist", "train",
                     argv_from(train, "train") + ["-fixed_arc", (out_dir / "best_arc.txt").read_text()])
     out, err = capsys.readouterr()
     assert code == 0, err

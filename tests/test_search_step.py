@@ -7,13 +7,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from enas.arc import parse_arc, random_arc
-from enas.child_trainer import ChildTrainer, WithoutGrappler, make_optimizer
-from enas.micro_cell import NodeStates
-from enas.micro_child import ChildConfig, MicroChild
-from enas.micro_ops import FactorizedReduce, max_pool_3x3_recomputed
-from enas.precision import Precision
-from enas.precision import PrecisionPolicy
+from enas.child.child_trainer import ChildTrainer, WithoutGrappler, make_optimizer
+from enas.child.micro_cell import NodeStates
+from enas.child.micro_child import ChildConfig, MicroChild
+from enas.child.micro_ops import FactorizedReduce, max_pool_3x3_recomputed
+from enas.space.arc import parse_arc, random_arc
+from enas.space.precision import Precision, PrecisionPolicy
 
 # Every op appears in each cell: sep 3x3, sep 5x5, avg, max, identity (B = 3).
 ARC = "0 0 1 1 2 2 1 3 3 4 0 0 1 3 0 2 2 4 1 1 0 0 3 3"

@@ -5,13 +5,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from enas import micro_ops
-from enas.child_config import ChildConfig
-from enas.config import RunConfig
+from enas.child import micro_ops
+from enas.child.micro_cell import CellCombine
+from enas.child.micro_child import MicroChild
+from enas.config.child_config import ChildConfig
+from enas.config.run_config import RunConfig
 from enas.errors import ConfigError
-from enas.micro_cell import CellCombine
-from enas.micro_child import MicroChild
-from enas.precision import Precision, PrecisionPolicy
+from enas.space.precision import Precision, PrecisionPolicy
 from tests.conftest import TINY, TINY_ARC
 
 BINARY_SHORTCUT = Precision("binary", shortcut=True)

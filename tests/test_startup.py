@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from enas import tf_log
+from enas.cli import tf_log
 from tests.conftest import REPO, argv_from
 
 FRESH_MACHINE = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
@@ -57,8 +57,8 @@ def test_malformed_arc_is_reported_before_tensorflow_is_imported(tmp_path):
         "import sys\n"
         "sys.argv = ['train_arc_mnist.py', '-fixed_arc', '0 1 2', '--output_dir', sys.argv[1]]\n"
         "import train_arc_mnist\n"
-        "from enas import cli\n"
-        "status = cli.main(train_arc_mnist.CONFIG, 'mnist', 'train')\n"
+        "from enas.cli import script\n"
+        "status = script.main(train_arc_mnist.CONFIG, 'mnist', 'train')\n"
         "assert 'tensorflow' not in sys.modules, 'TensorFlow was imported'\n"
         "sys.exit(status)\n"
     )

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from enas.ranking import kendall_tau
-from enas.study import GROUPS
+from enas.search.ranking import kendall_tau
+from enas.search.study import GROUPS
 from tests.conftest import REPO, argv_from
 
 TINY_STUDY = dict(

@@ -1,4 +1,4 @@
-"""TensorFlow Lite export (``export_arc.py --tflite [--int8]``, :mod:`enas.tflite_export`): the
+"""TensorFlow Lite export (``export_arc.py --tflite [--int8]``, :mod:`enas.deploy.tflite_export`): the
 file computes what Keras computes, int8 weights of a ternary child are its levels exactly, and a
 layer TensorFlow Lite cannot convert is one line naming it."""
 
@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from enas import tflite_export
-from enas.data_utils import load_dataset
-from enas.export import restore_run
+from enas.data.data_utils import load_dataset
+from enas.deploy import tflite_export
+from enas.run.restore import restore_run
 from tests.conftest import TINY, TINY_ARC, write_learnable_mnist
 from tests.test_train_fixed import run_main
 
@@ -95,7 +95,7 @@ def test_int8_file_of_a_ternary_child_stores_its_levels_exactly(trained):
 
 def test_export_arc_writes_and_checks_a_tflite_file(trained, tmp_path, capsys):
     import export_arc
-    from enas.command import run_command
+    from enas.cli.command import run_command
 
     _, _, settings = trained
     path = tmp_path / "m.tflite"

@@ -5,12 +5,12 @@ import re
 import numpy as np
 import pytest
 
-from enas import cli, run_loop, train_fixed
-from enas.errors import UserError
-from tests.conftest import TINY, TINY_ARC
-
 import train_arc_cifar
 import train_arc_mnist
+from enas.cli import script
+from enas.errors import UserError
+from enas.run import run_loop, train_fixed
+from tests.conftest import TINY, TINY_ARC
 
 CHILD_LINE = re.compile(
     r"^epoch = \d+\s+ch_step = \d+\s+ loss = \d+\.\d{6}\s+lr = \d+\.\d{4}\s+\|g\| = \d+\.\d{4}\s+"
@@ -21,7 +21,7 @@ CHILD_LINE = re.compile(
 def run_main(config, capsys, script_config=None, dataset="mnist", argv_extra=()):
     argv = ["train"] + [f"--{k}={v}" if not isinstance(v, bool) else (f"--{k}" if v else f"--no{k}")
                         for k, v in config.items()] + list(argv_extra)
-    code = cli.main(script_config or train_arc_mnist.CONFIG, dataset, "train", argv)
+    code = script.main(script_config or train_arc_mnist.CONFIG, dataset, "train", argv)
     out, err = capsys.readouterr()
     return code, out, err
 
