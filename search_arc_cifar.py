@@ -7,7 +7,7 @@ Then train the best architecture it prints:  python train_arc_cifar.py -fixed_ar
 
 from enas.cli import script
 
-# What this script changes from the defaults of enas/config.py (data in ./data/<dataset>, output
+# What this script changes from the defaults of enas/config/run_config.py (data in ./data/<dataset>, output
 # in ./output-<dataset>-<arc|search>); edit it, or override any setting with a flag (--help).
 CONFIG = dict(
     batch_size=160,

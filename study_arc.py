@@ -1,7 +1,7 @@
 """Does the search beat random? Run the ENAS search and a weight-sharing random search under one
 budget, pick each one's best architectures on the whole validation split, draw as many at
 random, train them all from scratch over several seeds, and report (study.md, study.json,
-study.png in the output folder; see enas/study.py).
+study.png in the output folder; see enas/search/study.py).
 
     python study_arc.py --data_path ../shared/data/mnist >> mnist_study.txt
 
@@ -11,7 +11,7 @@ A killed study resumes where it stopped when rerun with the same command.
 from enas.cli.command import run_command
 from enas.search.study import settings_of
 
-# What the study changes from the defaults of enas/config.py and enas/study.py (data in
+# What the study changes from the defaults of enas/config/run_config.py and enas/search/study.py (data in
 # ./data/<dataset>, output in ./output-<dataset>-study); flags override (--help lists them).
 CONFIG = dict(
     dataset="mnist",  # mnist | cifar10

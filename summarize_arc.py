@@ -4,9 +4,9 @@ and precision, compression against float32, and OPs = FLOPs + BOPs/64.
     python summarize_arc.py -fixed_arc "0 2 1 4 ..." --child_quantization binary
     python summarize_arc.py -fixed_arc "..." --dataset cifar10 --child_num_layers 15 --child_out_filters 36
 
-The child flags are those of the training scripts, with the library's defaults (enas/config.py)
+The child flags are those of the training scripts, with the library's defaults (enas/config/run_config.py)
 and train_arc_mnist.py's default architecture; --dataset only sets the image shape (mnist
-28x28x1, cifar10 32x32x3). No data is read. See enas/model_summary.py for the conventions.
+28x28x1, cifar10 32x32x3). No data is read. See enas/cost/model_summary.py for the conventions.
 """
 
 from enas.cli.command import run_command

@@ -5,7 +5,7 @@
 
 from enas.cli import script
 
-# What this script changes from the defaults of enas/config.py (data in ./data/<dataset>, output
+# What this script changes from the defaults of enas/config/run_config.py (data in ./data/<dataset>, output
 # in ./output-<dataset>-<arc|search>); edit it, or override any setting with a flag (--help).
 CONFIG = dict(
     # num_valid=0 trains on all 50,000 images, as ENAS's final run

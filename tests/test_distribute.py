@@ -49,6 +49,7 @@ def _run(script, settings, tf_config=None):
     result = subprocess.run(_argv(script, settings), capture_output=True, text=True, env=_env(tf_config),
                             cwd=REPO, timeout=TIMEOUT)
     assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stderr == "", result.stderr[-2000:]  # TensorFlow's INFO/WARNING lines filtered, no ERROR line
     return result.stdout
 
 
@@ -95,33 +96,41 @@ def test_bad_tf_config_is_one_line_and_exit_2(tmp_path, mnist_path):
 
 
 # --- two logical CPU devices: the single-device numbers --------------------------------------
-@pytest.mark.parametrize("script", ["train_arc_mnist.py", "search_arc_mnist.py"])
-def test_mirrored_on_two_cpu_devices_computes_the_single_device_steps(script, tmp_path, mnist_path):
-    settings = {**FLOAT_SGD, "data_path": mnist_path, "num_epochs": 1}
+# (script, child precision, tolerances of the first steps' losses and the first gradient norm)
+MIRRORED_CASES = [
+    ("train_arc_mnist.py", "float", 3, 1e-4, 1e-3),
+    ("search_arc_mnist.py", "float", 3, 1e-4, 1e-3),
+    # The default ternary search child: its gathered kernels' sparse gradients are summed over the
+    # replicas like the others (a crash once). Quantizer thresholds turn the last-bit differences
+    # of the all-reduced batch statistics into a few flipped activations, so only the first step
+    # is compared, to 1% (loss) and 10% (gradient norm); measured: 0.2% and 2.3%.
+    ("search_arc_mnist.py", "ternary", 1, 1e-2, 1e-1),
+]
+
+
+@pytest.mark.parametrize("script,precision,steps,loss_rtol,grad_rtol", MIRRORED_CASES,
+                         ids=["train-float", "search-float", "search-ternary"])
+def test_mirrored_on_two_cpu_devices_computes_the_single_device_steps(script, precision, steps, loss_rtol, grad_rtol,
+                                                                      tmp_path, mnist_path):
+    settings = {**FLOAT_SGD, "data_path": mnist_path, "num_epochs": 1, "max_train_examples": 300,
+                "child_quantization": precision}
     settings.update({"child_fixed_arc": TINY_ARC} if script.startswith("train") else SEARCH)
     single = _run(script, {**settings, "output_dir": str(tmp_path / "single")})
     mirrored = _run(script, {**settings, "output_dir": str(tmp_path / "mirrored"), "distribution": "mirrored",
                              "num_devices": 2})
     assert "Distribution: mirrored, 2 replica(s)" in mirrored and "global batch 32 = 2 x 16" in mirrored
-    assert "Distribution" not in single
+    assert "synchronized batch norm" in mirrored and "Distribution" not in single
+    assert f"default={precision}" in mirrored
     one, two = _steps(single), _steps(mirrored)
-    assert len(one) == len(two) == (600 - 100) // 32
-    # The first steps agree to float precision; later ones drift apart only as rounding
-    # differences grow through training (ReLU and max-pool edges), not by a different step.
-    np.testing.assert_allclose([loss for _, loss, _ in two[:3]], [loss for _, loss, _ in one[:3]], rtol=1e-4)
-    np.testing.assert_allclose(two[0][2], one[0][2], rtol=1e-3)
+    assert len(one) == len(two) == (300 - 100) // 32
+    # The first steps agree to float precision (float) or to the quantizers' tolerance; later
+    # ones drift apart only as rounding differences grow through training (ReLU and max-pool
+    # edges, quantizer thresholds), not by a different step.
+    np.testing.assert_allclose([loss for _, loss, _ in two[:steps]], [loss for _, loss, _ in one[:steps]],
+                               rtol=loss_rtol)
+    np.testing.assert_allclose(two[0][2], one[0][2], rtol=grad_rtol)
+    assert np.all(np.isfinite([loss for _, loss, _ in two]))
     assert "Final test_accuracy" in mirrored if script.startswith("train") else "Final pick" in mirrored
-
-
-def test_mirrored_search_of_a_quantized_child_runs(tmp_path, mnist_path):
-    """The default (ternary) search child under two logical CPUs: its gathered kernels' sparse
-    gradients are summed over the replicas like the others (a crash once)."""
-    settings = {**TINY, **SEARCH, "log_every": 1, "data_path": mnist_path, "num_epochs": 1,
-                "output_dir": str(tmp_path / "run"), "distribution": "mirrored", "num_devices": 2}
-    out = _run("search_arc_mnist.py", settings)
-    losses = [loss for _, loss, _ in _steps(out)]
-    assert "default=ternary" in out and len(losses) == (600 - 100) // 32 and np.all(np.isfinite(losses))
-    assert "Final pick" in out
 
 
 # --- two processes on 127.0.0.1 ---------------------------------------------------------------

@@ -106,12 +106,33 @@ def test_search_prints_original_format_and_records_arcs(search_config, uninterru
     assert f"Training architecture: {best_arc}" in out
 
 
-def test_random_controller_same_loop(search_config, capsys, tmp_path):
-    config = {**search_config, "controller_type": "random", "num_epochs": 1,
+def test_random_controller_search_without_final_pick(search_config, capsys, tmp_path):
+    """``--controller_type random``: the same loop with uniformly sampled architectures and no
+    controller training or controller weights; ``--final_pick_samples 0``: no final pick, the best
+    architecture is the best one sampled during the search."""
+    config = {**search_config, "controller_type": "random", "num_epochs": 1, "final_pick_samples": 0,
               "max_train_examples": 400, "output_dir": str(tmp_path / "random")}
     code, out, err = search(config, capsys)
     assert code == 0, err
-    assert "Training controller" not in out and "Here are 3 architectures" in out
+    lines = out.splitlines()
+    assert "Controller: random; cells of 2 nodes; 0 layers + 2 reductions; 4 filters" in lines
+    assert "Training controller" not in out and not any(CTRL_LINE.match(line) for line in lines)
+    assert lines.count("Here are 3 architectures") == 1 and "Epoch 1: Eval" in lines
+    out_dir = Path(config["output_dir"])
+    import tensorflow as tf
+
+    names = [name for name, _ in tf.train.list_variables(str(out_dir / "ckpt-1"))]
+    assert any(name.startswith("child/") for name in names)
+    assert not any("controller_trainer" in name or "lstm" in name.lower() for name in names), names
+    # --final_pick_samples 0: the best of the architectures sampled after each epoch.
+    records = [json.loads(line) for line in (out_dir / "arcs.jsonl").read_text().splitlines()]
+    assert len(records) == 3 and all(parse_arc(r["arc"], 2) for r in records)
+    best = max(records, key=lambda r: r["val_acc"])
+    assert not (out_dir / "final_pick.json").exists() and "Final pick" not in out
+    assert (out_dir / "best_arc.txt").read_text() == best["arc"] + "\n"
+    assert json.loads((out_dir / "best_arc.json").read_text())["val_acc"] == best["val_acc"]
+    assert f"Best sampled architecture (val_acc = {best['val_acc']:<6.4f}, epoch 1):" in lines
+    assert lines[lines.index(f"Best sampled architecture (val_acc = {best['val_acc']:<6.4f}, epoch 1):") + 1] == best["arc"]
 
 
 def _run_script(config, **popen):

@@ -210,7 +210,8 @@ class MicroController(Controller):
         n = self.arc_length
         if given is None:
             seeds = self.rng.make_seeds(n)  # int64 [2, 8B]: one stateless seed per decision
-            choices = tf.unstack(tf.transpose(seeds), num=n)  # 8B x [2]
+            # 8B x [2]; no transpose: oneDNN's int64 transpose logs a (harmless) C++ ERROR line
+            choices = tf.unstack(seeds, num=n, axis=1)
         else:
             choices = tf.unstack(tf.reshape(given, [n, 1]), num=n)  # 8B x int32 [1]
         ctx = _Context(

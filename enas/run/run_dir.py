@@ -7,6 +7,8 @@
   refused instead of resuming into a mismatched checkpoint. Other settings (epochs, learning
   rate ...) may change on a rerun; the record is then updated.
 * ``stdout`` receives a copy of every log line (as the original tee'd it).
+* ``.lock`` is held by the process writing the folder (:mod:`enas.run.folder_lock`): a second
+  run on a live run's folder is refused, a killed run's lock is gone with it.
 * checkpoints are written with ``tf.train.CheckpointManager``: the data files are complete before
   the small ``checkpoint`` index file is replaced atomically, so a run killed at any point
   resumes from the last complete checkpoint.
@@ -15,7 +17,6 @@
 import json
 import os
 import re
-import shutil
 import sys
 
 import keras
@@ -24,11 +25,12 @@ import tensorflow as tf
 from enas.child.layer_paths import weights_by_path
 from enas.errors import CheckpointError, ConfigError
 from enas.run.atomic import atomic_write
+from enas.run.folder_lock import LOCK_FILE, FolderLock, clear_folder
 
 CONFIG_FILE = "config.json"
 LOG_FILE = "stdout"
 # Every name a run writes into its output folder (checkpoints are ckpt-N.index / .data-*).
-_OURS = {CONFIG_FILE, LOG_FILE, "checkpoint", "tensorboard", "arcs.jsonl", "best_arc.txt",
+_OURS = {CONFIG_FILE, LOG_FILE, LOCK_FILE, "checkpoint", "tensorboard", "arcs.jsonl", "best_arc.txt",
          "best_arc.json", "final_pick.json", "result.json", "curves.png", "search_curves.png",
          "pareto.json", "pareto.png"}
 # What a run killed while writing leaves: atomic_write's and the plots' temporary files, and a
@@ -42,10 +44,13 @@ def _is_ours(name):
 
 def prepare(output_dir, config, reset=False):
     """Create or reopen ``output_dir`` for the run of ``config`` (a :class:`enas.config.run_config.RunConfig`,
-    or just an identity dict).
+    or just an identity dict), and lock it for this process. Returns the held
+    :class:`~enas.run.folder_lock.FolderLock`: release it (``with``) when the run ends.
 
     With ``reset``, a previous run's files are deleted first (only if every file there is one
     this project writes). Without it, an existing run with a different identity is an error.
+    A folder another live process holds is :class:`~enas.run.folder_lock.FolderInUseError`.
+    Every refusal happens before anything in the folder is written or deleted.
     """
     identity = config if isinstance(config, dict) else config.identity()
     record = identity if isinstance(config, dict) else {**identity, "config": config.to_json()}
@@ -58,13 +63,20 @@ def prepare(output_dir, config, reset=False):
                 f"refusing to reset --output_dir {output_dir!r}: it holds files this program did not "
                 f"write ({', '.join(sorted(foreign)[:3])}); choose another folder"
             )
-        shutil.rmtree(output_dir)
-    os.makedirs(output_dir, exist_ok=True)
-    path = os.path.join(output_dir, CONFIG_FILE)
-    if os.path.exists(path):
+    elif os.path.isdir(output_dir):
         check_identity(output_dir, identity)
-    else:
-        atomic_write(path, json.dumps(record, indent=2, sort_keys=True) + "\n")
+    os.makedirs(output_dir, exist_ok=True)
+    lock = FolderLock(output_dir).acquire()
+    try:
+        if reset:
+            clear_folder(output_dir)
+        path = os.path.join(output_dir, CONFIG_FILE)
+        if not os.path.exists(path):
+            atomic_write(path, json.dumps(record, indent=2, sort_keys=True) + "\n")
+    except BaseException:
+        lock.release()
+        raise
+    return lock
 
 
 def check_identity(output_dir, config):

@@ -230,43 +230,43 @@ def run(config, task, log=None, strategy=None, echo=True):
     task.build_unreplicated(config, data)
     out = config.output
     # Only now, with every setting validated and the network built, touch the output folder.
-    run_dir.prepare(out.output_dir, config, out.reset_output_dir)
-    log = log or run_dir.RunLog(out.output_dir, echo=echo)
-    checkpoints = run_dir.Checkpoints(out.output_dir, epoch=epoch_var, **task.trackables())
-    if worker.is_chief:
-        restored = checkpoints.restore_latest()
-    else:  # from the chief's folder, unless the chief is starting it over
-        restored = None if fresh_start else checkpoints.restore_latest(directory=worker.read_dir)
-    worker.check_same_epoch(int(epoch_var.numpy()))
-    run_dir.update_record(out.output_dir, config)
-    loop = Loop(config, data, task.trainer, log, strategy)
+    with run_dir.prepare(out.output_dir, config, out.reset_output_dir):  # this process's until the end
+        log = log or run_dir.RunLog(out.output_dir, echo=echo)
+        checkpoints = run_dir.Checkpoints(out.output_dir, epoch=epoch_var, **task.trackables())
+        if worker.is_chief:
+            restored = checkpoints.restore_latest()
+        else:  # from the chief's folder, unless the chief is starting it over
+            restored = None if fresh_start else checkpoints.restore_latest(directory=worker.read_dir)
+        worker.check_same_epoch(int(epoch_var.numpy()))
+        run_dir.update_record(out.output_dir, config)
+        loop = Loop(config, data, task.trainer, log, strategy)
 
-    log("-" * 80)
-    for line in task.header(config, data):
-        log(line)
-    if strategy is not None:
-        log(distribute.describe(strategy, config.distribute, config.training.batch_size, worker))
-    if restored:
-        log(f"Resuming from {restored} at epoch {int(epoch_var.numpy())}, step {loop.step()}")
-    log("-" * 80)
+        log("-" * 80)
+        for line in task.header(config, data):
+            log(line)
+        if strategy is not None:
+            log(distribute.describe(strategy, config.distribute, config.training.batch_size, worker))
+        if restored:
+            log(f"Resuming from {restored} at epoch {int(epoch_var.numpy())}, step {loop.step()}")
+        log("-" * 80)
 
-    num_epochs = config.training.num_epochs
-    for epoch in range(int(epoch_var.numpy()), num_epochs):
-        epoch_start = time.time()
-        for images, labels in loop.train_dataset(epoch):
-            step_out = task.trainer.train_step(images, labels, *task.step_args())
-            loop.after_step(epoch, step_out, checkpoints)
-        seconds = time.time() - epoch_start
-        task.after_epoch(epoch, loop)
-        if (epoch + 1) % out.eval_every_epochs == 0 or epoch + 1 == num_epochs:
-            log(f"Epoch {epoch + 1}: Eval")
-            loop.evaluate(arc=task.eval_arc())
-        with loop.scope():
-            epoch_var.assign(epoch + 1)
-        checkpoints.save()
-        task.epoch_done(epoch, seconds, loop)
-    result = task.finish(loop)
-    if not worker.is_chief:  # its folder only served TensorFlow's rule that every worker writes
-        getattr(log, "close", lambda: None)()
-        shutil.rmtree(worker.write_dir, ignore_errors=True)
-    return {**result, "epochs": int(epoch_var.numpy())}
+        num_epochs = config.training.num_epochs
+        for epoch in range(int(epoch_var.numpy()), num_epochs):
+            epoch_start = time.time()
+            for images, labels in loop.train_dataset(epoch):
+                step_out = task.trainer.train_step(images, labels, *task.step_args())
+                loop.after_step(epoch, step_out, checkpoints)
+            seconds = time.time() - epoch_start
+            task.after_epoch(epoch, loop)
+            if (epoch + 1) % out.eval_every_epochs == 0 or epoch + 1 == num_epochs:
+                log(f"Epoch {epoch + 1}: Eval")
+                loop.evaluate(arc=task.eval_arc())
+            with loop.scope():
+                epoch_var.assign(epoch + 1)
+            checkpoints.save()
+            task.epoch_done(epoch, seconds, loop)
+        result = task.finish(loop)
+        if not worker.is_chief:  # its folder only served TensorFlow's rule that every worker writes
+            getattr(log, "close", lambda: None)()
+            shutil.rmtree(worker.write_dir, ignore_errors=True)
+        return {**result, "epochs": int(epoch_var.numpy())}

@@ -28,7 +28,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import shutil
 import statistics
 
 import numpy as np
@@ -36,6 +35,7 @@ import numpy as np
 from enas.config.run_config import RunConfig, dataset_short_name, default_settings
 from enas.errors import ConfigError
 from enas.run.atomic import atomic_write
+from enas.run.folder_lock import FolderLock, clear_folder
 from enas.search.ranking import kendall_tau
 from enas.space.arc import random_arc
 from enas.viz.figures import save_figure
@@ -111,23 +111,28 @@ class Study:
         return os.path.join(self.folder, *parts)
 
     def prepare(self):
-        """Create (or reopen, refusing other settings) the study folder."""
+        """Create (or reopen, refusing other settings) the study folder and lock it for this
+        process (:mod:`enas.run.folder_lock`); returns the held lock."""
         record = {"study": dataclasses.asdict(self.study), "search": self.search.to_json()}
         record["search"]["output"].pop("reset_output_dir")
         marker = self.path(STUDY_CONFIG)
         if self.search.output.reset_output_dir and os.path.isdir(self.folder):
             if not os.path.exists(marker):
                 raise ConfigError(f"refusing to reset {self.folder!r}: it holds no study; choose another folder")
-            shutil.rmtree(self.folder)
         os.makedirs(self.folder, exist_ok=True)
+        lock = FolderLock(self.folder).acquire()
+        if self.search.output.reset_output_dir:
+            clear_folder(self.folder)
         if os.path.exists(marker):
             with open(marker) as f:
                 previous = json.load(f)
             if previous != json.loads(json.dumps(record)):
+                lock.release()
                 raise ConfigError(f"{self.folder!r} holds a study with other settings; pass --reset_output_dir "
                                   "to start over or use another --output_dir")
         else:
             atomic_write(marker, json.dumps(record, indent=2, sort_keys=True) + "\n")
+        return lock
 
     def phase(self, title, folder, work, has_log=True):
         """Run ``work()`` (returning the phase's result, a JSON-able dict, and a summary line)
@@ -224,7 +229,10 @@ class Study:
         from enas.run.run_loop import load_data
 
         load_data(self.search)  # missing or corrupt data: one line, before the folder is made
-        self.prepare()
+        with self.prepare():
+            return self._run_phases()
+
+    def _run_phases(self):
         if self.say is None:
             from enas.run.run_dir import RunLog
 
