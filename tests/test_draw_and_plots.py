@@ -193,9 +193,12 @@ def test_run_summaries_disabled(tmp_path):
 # --- curves ----------------------------------------------------------------------------------
 
 def _fake_run(out, search):
+    """Write a run's scalars (child tags every 10 steps, eval and search tags every 100); returns
+    ``{tag: [(step, value), ...]}`` as written."""
     from enas.run.summaries import SEARCH_TAGS, TRAIN_TAGS, RunSummaries
 
     rng = np.random.default_rng(0)
+    written = {}
     with RunSummaries(out) as summaries:
         for step in range(0, 400, 10):
             values = {tag: float(rng.random()) for tag in TRAIN_TAGS if tag.startswith("child/")}
@@ -206,20 +209,77 @@ def _fake_run(out, search):
                     values.update({tag: float(rng.random()) for tag in SEARCH_TAGS
                                    if tag not in TRAIN_TAGS})
             summaries.scalars(step, values)
+            for tag, value in values.items():
+                written.setdefault(tag, []).append((step, value))
+    return written
+
+
+def _check_panels(fig, panels, written, title):
+    """``fig`` has one visible panel per entry of ``panels`` (title, y label), in order, each
+    drawing every series' written points (x = steps, y = values; noisy tags with over 30 points
+    as a faint raw line under a smoothed one) and a legend naming the last value."""
+    from enas.viz.plots import SMOOTHED, _fmt
+
+    assert fig._suptitle.get_text() == title
+    visible = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in visible] == [p[0] for p in panels]
+    assert [ax.get_ylabel() for ax in visible] == [p[1] for p in panels]
+    for ax, (_, _, series) in zip(visible, panels):
+        lines = ax.get_lines()
+        legend = [t.get_text() for t in ax.get_legend().get_texts()]
+        smoothed = [tag for tag, _ in series if tag in SMOOTHED and len(written[tag]) > 30]
+        assert len(lines) == len(series) + len(smoothed), ax.get_title()
+        assert len(legend) == len(series)
+        for (tag, label), text in zip(series, legend):
+            steps, values = (np.array(v) for v in zip(*written[tag]))
+            assert text.startswith(f"{label} (last {_fmt(np.float32(values[-1]))}")
+            raw = [ln for ln in lines if len(ln.get_xdata()) == len(steps)
+                   and np.allclose(ln.get_ydata(), values, rtol=1e-6)]
+            assert len(raw) == 1, (tag, ax.get_title())  # the points themselves, once
+            np.testing.assert_array_equal(raw[0].get_xdata(), steps)
+            assert raw[0].get_ydata()[-1] == pytest.approx(values[-1], rel=1e-6)
+            if tag in smoothed:  # a faint raw line, the labelled one smoothed (same steps)
+                assert raw[0].get_alpha() == 0.25 and raw[0].get_label().startswith("_")
+                smooth = [ln for ln in lines if ln.get_label() == text]
+                assert len(smooth) == 1 and np.array_equal(smooth[0].get_xdata(), steps)
+                assert np.ptp(smooth[0].get_ydata()) < np.ptp(values)  # smoother than the points
+            else:
+                assert raw[0].get_label() == text and raw[0].get_marker() == "o"
 
 
 @pytest.mark.parametrize("search", [False, True])
-def test_plot_run(tmp_path, search):
-    from enas.viz.plots import plot_run
+def test_plot_run(tmp_path, search, monkeypatch):
+    """plot_run draws the training figure (4 panels) and, for a search, the search figure (5
+    panels, the sixth cell of the grid hidden) from the scalars written, and saves each as a PNG
+    of the figure's size."""
+    import matplotlib.image
+
+    from enas.viz import plots
 
     out = str(tmp_path / "run")
-    _fake_run(out, search)
-    paths = plot_run(out)
+    written = _fake_run(out, search)
+    figures = {}
+    real_save = plots.save_figure
+
+    def capture(fig, path, **kwargs):  # keep the Figure plot_run builds, then save it as it would
+        figures[path] = fig
+        return real_save(fig, path, **kwargs)
+
+    monkeypatch.setattr(plots, "save_figure", capture)
+    paths = plots.plot_run(out)
     expected = ["curves.png"] + (["search_curves.png"] if search else [])
-    assert paths == [os.path.join(out, name) for name in expected]
+    assert paths == [os.path.join(out, name) for name in expected] == list(figures)
     assert sorted(n for n in os.listdir(out) if n.endswith(".png")) == expected
-    for path in paths:
-        _check_png(path)
+    _check_panels(figures[paths[0]], plots.TRAIN_PANELS, written, "Training curves: run")
+    if search:
+        _check_panels(figures[paths[1]], plots.SEARCH_PANELS, written, "Search curves: run")
+        assert len(figures[paths[1]].axes) == 6
+    for path, fig in figures.items():
+        image = matplotlib.image.imread(path)
+        width, height = fig.get_size_inches() * fig.dpi
+        assert image.shape == (round(height), round(width), 4)
+        assert image[..., :3].std() > 0.05  # not a blank canvas
+    assert figures[paths[0]].get_size_inches()[1] * 100 == pytest.approx(2 * 380 + 50)  # 2 rows of panels
 
 
 def test_plot_run_without_scalars(tmp_path):

@@ -2,6 +2,7 @@
 the size of the summary's memory figure, clear errors for damaged files, and the .keras path."""
 
 import os
+import re
 
 import keras
 import numpy as np
@@ -9,9 +10,12 @@ import pytest
 import tensorflow as tf
 
 import export_arc
+from enas.child.child_trainer import make_optimizer
 from enas.child.micro_child import ChildConfig, MicroChild
+from enas.cli import script
 from enas.config.run_config import RunConfig
-from enas.cost.model_summary import summarize, variable_table
+from enas.cost.model_summary import summarize
+from enas.data.data_utils import load_dataset
 from enas.deploy.export import (
     decode,
     encode,
@@ -23,11 +27,11 @@ from enas.deploy.export import (
 )
 from enas.errors import CheckpointError
 from enas.run import run_dir
-from enas.run.restore import policy_from_description
+from enas.run.restore import policy_from_description, restore_run
 from enas.space.arc import parse_arc, random_arc
 from enas.space.precision import PrecisionPolicy
 from quantize.layers import QuantConv2D, QuantDense
-from tests.conftest import TINY_ARC
+from tests.conftest import TINY, TINY_ARC, write_learnable_mnist
 
 IMAGES = np.random.default_rng(1).normal(size=(4, 28, 28, 1)).astype("float32")
 
@@ -178,24 +182,55 @@ def test_policy_from_run_description(policy):
 
 
 def make_run(tmp_path, quantization="binary"):
-    """A run folder as train_arc_mnist.py leaves it (config.json, no checkpoint yet) and its model."""
+    """A run folder as train_arc_mnist.py leaves it before its first checkpoint (config.json
+    written by run_dir.prepare, as run_loop.run does) and its model."""
     config = ChildConfig(num_layers=0, num_nodes=2, out_filters=4, keep_prob=0.9,
                          reduction_layers=(1,),  # not the default (0, 1): read from config.json
                          policy=PrecisionPolicy.from_flags(quantization))
     model = randomize(MicroChild(config, fixed_arc=TINY_ARC).build_for((28, 28, 1)))
     run = tmp_path / "run"
-    run_dir.prepare(str(run), RunConfig(mode="train", dataset="mnist", child=config, fixed_arc=TINY_ARC))
+    # prepare locks the folder for the run; a run releases the lock when it ends
+    run_dir.prepare(str(run), RunConfig(mode="train", dataset="mnist", child=config, fixed_arc=TINY_ARC)).release()
     return run, model
 
 
-class CompleteCheckpoints(run_dir.Checkpoints):
-    """Checkpoints that also track every model weight by its stable path (the cells live in
-    Python lists, which tf.train.Checkpoint does not follow into)."""
+def save_like_a_run(run, model, epoch=1):
+    """A checkpoint exactly as run_loop.run writes one for train_fixed's task: the epoch counter,
+    the model and its optimizer (built on the model's weights, as ChildTrainer does)."""
+    optimizer = make_optimizer("momentum", 0.05)
+    optimizer.build(model.trainable_variables)
+    epoch_var = keras.Variable(epoch, dtype="int64", trainable=False, name="epoch")
+    return run_dir.Checkpoints(str(run), epoch=epoch_var, model=model, optimizer=optimizer).save()
 
-    def __init__(self, output_dir, max_to_keep=2, **trackables):
-        if "model" in trackables:
-            trackables["model_weights"] = {e.path: e.variable for e in variable_table(trackables["model"])}
-        super().__init__(output_dir, max_to_keep, **trackables)
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    """A real run folder: train_arc_mnist.py trains a tiny ternary child for one epoch on
+    learnable synthetic digits (its own checkpoint; config.json with a non-default reduction
+    layer); returns (folder, settings, the run's log)."""
+    import contextlib
+    import io
+
+    import train_arc_mnist
+
+    root = tmp_path_factory.mktemp("export_run")
+    settings = {**train_arc_mnist.CONFIG, **TINY, "data_path": str(write_learnable_mnist(root / "data")),
+                "output_dir": str(root / "run"), "child_fixed_arc": TINY_ARC, "num_epochs": 1,
+                "max_train_examples": 1200, "max_test_examples": 300, "child_quantization": "ternary",
+                "child_keep_prob": 0.9, "child_reduction_layers": "1", "child_optimizer": "adam",
+                "child_lr_max": 0.02, "child_lr_min": 0.02, "child_lr_cosine": False}
+    argv = ["train"] + [f"--{k}={v}" if not isinstance(v, bool) else (f"--{k}" if v else f"--no{k}")
+                        for k, v in settings.items()]
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = script.main(train_arc_mnist.CONFIG, "mnist", "train", argv)
+    assert code == 0, out.getvalue()[-2000:]
+    return root / "run", settings, out.getvalue()
+
+
+def run_test_split(settings):
+    return load_dataset("mnist", settings["data_path"], num_valid=settings["num_valid"],
+                        max_train=settings["max_train_examples"], max_test=settings["max_test_examples"])
 
 
 def run_export(argv, capsys):
@@ -204,24 +239,58 @@ def run_export(argv, capsys):
     return code, out, err
 
 
-def test_export_arc_command(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(run_dir, "Checkpoints", CompleteCheckpoints)
-    run, model = make_run(tmp_path, "ternary")
+def test_export_arc_command(trained_run, tmp_path, capsys, monkeypatch):
+    """export_arc.py on a folder train_arc_mnist.py wrote: refused before the first checkpoint;
+    then the packed file is the trained network: it predicts exactly what the restored checkpoint
+    predicts and scores the run's own final test accuracy on the run's test split."""
+    early, _ = make_run(tmp_path, "ternary")
     monkeypatch.chdir(tmp_path)
-    argv = [f"--output_dir={run}", "--packed=out/m.qenas", "--keras=m.keras"]
-
-    code, out, err = run_export(argv, capsys)
+    code, out, err = run_export([f"--output_dir={early}", "--packed=early.qenas"], capsys)
     assert code == 2 and err.startswith("error: ") and "no checkpoint" in err
+    assert not (tmp_path / "early.qenas").exists()
 
-    run_dir.Checkpoints(str(run), model=model, epoch=keras.Variable(1)).save()
+    run, settings, log = trained_run
+    argv = [f"--output_dir={run}", "--packed=out/m.qenas", "--keras=m.keras"]
     code, out, err = run_export(argv, capsys)
     assert code == 0, err
+    assert f"Restored {run / 'ckpt-1'}" in out and f"Architecture: {TINY_ARC}" in out
     assert "Packed model: out/m.qenas: " in out and "Summary memory: " in out and "Keras model: m.keras" in out
     assert "reproduces the checkpoint's predictions: yes" in out
-    np.testing.assert_array_equal(predict(load_packed(tmp_path / "out/m.qenas")), predict(model))
+    restored, record, _ = restore_run(str(run))
+    assert restored.config.reduction_layers == (1,) and record["arc"] == TINY_ARC
+    packed = load_packed(tmp_path / "out/m.qenas")
+    assert packed.config == restored.config
+    data = run_test_split(settings)
+    np.testing.assert_array_equal(predict(packed, data.x_test), predict(restored, data.x_test))
+    final = float(re.search(r"^Final test_accuracy: (\S+)", log, re.M).group(1))
+    accuracy = np.mean(np.argmax(predict(packed, data.x_test), axis=-1) == data.y_test.reshape(-1))
+    assert accuracy == pytest.approx(final, abs=1e-4), (accuracy, final)
 
     code, out, err = run_export(["--output_dir=nowhere"], capsys)
     assert code == 2 and "no run folder" in err
+
+
+def test_export_arc_keras_file_reloads_with_the_checkpoints_predictions(trained_run, tmp_path, capsys,
+                                                                         monkeypatch):
+    """The .keras file export_arc.py --keras writes reloads with keras.models.load_model (no
+    custom_objects: the classes are registered) as the same network, predicting exactly what the
+    restored checkpoint and the packed file predict."""
+    run, settings, _ = trained_run
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_export([f"--output_dir={run}", "--packed=m.qenas", "--keras=m.keras"], capsys)
+    assert code == 0, err
+    assert f"Keras model: m.keras: {(tmp_path / 'm.keras').stat().st_size:,} bytes" in out
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    restored, _, _ = restore_run(str(run))
+    assert isinstance(loaded, MicroChild) and loaded.config == restored.config
+    assert str(loaded.fixed_arc) == str(restored.fixed_arc) == TINY_ARC
+    images = run_test_split(settings).x_test[:64]
+    expected = predict(restored, images)
+    np.testing.assert_array_equal(predict(loaded, images), expected)
+    np.testing.assert_array_equal(predict(load_packed(tmp_path / "m.qenas"), images), expected)
+    # the weights are the trained ones, not a fresh network's
+    fresh = MicroChild(restored.config, fixed_arc=TINY_ARC).build_for((28, 28, 1))
+    assert not np.allclose(predict(fresh, images), expected)
 
 
 def test_export_arc_from_run_checkpoint_and_refuses_partial_ones(tmp_path, capsys):
@@ -229,7 +298,7 @@ def test_export_arc_from_run_checkpoint_and_refuses_partial_ones(tmp_path, capsy
     model; a checkpoint that misses the cells (tf.train.Checkpoint alone does not follow Keras
     layers kept in lists and dicts) is refused instead of exporting untrained cells."""
     run, model = make_run(tmp_path)
-    run_dir.Checkpoints(str(run), model=model, epoch=keras.Variable(1)).save()
+    save_like_a_run(run, model)
     code, out, err = run_export([f"--output_dir={run}", f"--packed={tmp_path / 'm.qenas'}"], capsys)
     assert code == 0 and "predictions: yes" in out, err
     np.testing.assert_array_equal(predict(load_packed(tmp_path / "m.qenas")), predict(model))

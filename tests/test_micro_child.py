@@ -10,9 +10,12 @@ from enas.child.child_trainer import ChildTrainer, make_optimizer
 from enas.child.common_ops import SharedLayers, create_weight
 from enas.child.micro_cell import op_key
 from enas.child.micro_child import ChildConfig, MicroChild, default_reduction_layers
+from enas.child.micro_ops import FactorizedReduce
 from enas.errors import ConfigError
 from enas.space.arc import parse_arc, random_arc
 from enas.space.precision import Precision, PrecisionPolicy
+from quantize.base import precision_of
+from quantize.layers import QuantizedLayerBase
 
 B = 2
 SMALL = dict(num_layers=1, num_nodes=B, out_filters=4)
@@ -104,21 +107,41 @@ def test_shared_layers_and_create_weight_get_or_create():
         create_weight(owner, "w", (2, 3))
 
 
+def _quantized_layers(layer):
+    """Every quantized Keras layer (conv, separable conv, dense) inside ``layer``."""
+    return [sub for sub in layer._flatten_layers() if isinstance(sub, QuantizedLayerBase)]
+
+
 @pytest.mark.parametrize("precision", ["binary", "ternary", "quantized:4", "float"])
 def test_precision_reaches_every_conv(precision):
+    """Every quantized conv of layer 0 (its cell and its factorized reduction) stores 2 bits (the
+    override), every one of layers 1 and 2 the default's bits, stem and classifier stay float;
+    and the convs checked are all of them: two separable convs per sep-conv op the arc uses, two
+    1x1 convs per factorized reduction."""
     policy = PrecisionPolicy.from_flags(precision, overrides="layer_0=quantized:2")
     model = MicroChild(ChildConfig(**SMALL, policy=policy), fixed_arc=ARC_A).build_for((28, 28, 1))
-    assert model.stem.kernel_quantizer is None and model.classifier.kernel_quantizer is None
+    arc = parse_arc(ARC_A)
     expected_bits = {"binary": 1, "ternary": 2, "quantized:4": 4, "float": 32}[precision]
-    convs = {layer.name: layer for layer in model._flatten_layers() if hasattr(layer, "bits_per_weight")}
-    layer_bits = {}
-    for cell_id, cell in enumerate(model.cells):
-        for sub in cell._flatten_layers():
-            if hasattr(sub, "bits_per_weight"):
-                layer_bits.setdefault(cell_id, set()).add(sub.bits_per_weight)
-    assert layer_bits[0] == {2}
-    assert all(bits == {expected_bits} for cell_id, bits in layer_bits.items() if cell_id > 0)
-    assert convs
+    assert model.stem.kernel_quantizer is None and model.classifier.kernel_quantizer is None
+    assert model.stem.bits_per_weight == model.classifier.bits_per_weight == 32
+    assert model.config.reduction_layers == (0, 1) and len(model.cells) == 3
+    checked = [model.stem, model.classifier]
+    for layer_id, (reducer, cell) in enumerate(zip(model.reducers, model.cells)):
+        bits = 2 if layer_id == 0 else expected_bits
+        cell_arc = arc.reduce if layer_id in model.config.reduction_layers else arc.normal
+        sep_ops = [key for key in cell_arc.used_ops() if model.space.ops[key[2]].has_weights]
+        reductions = [r for r in [reducer, *cell.calibrations] if isinstance(r, FactorizedReduce)]
+        assert (reducer is not None) == (layer_id in model.config.reduction_layers)
+        convs = _quantized_layers(cell) + ([] if reducer is None else _quantized_layers(reducer))
+        assert sorted(type(c).__name__ for c in convs) == sorted(
+            ["QuantSeparableConv2D"] * 2 * len(sep_ops) + ["QuantConv2D"] * 2 * len(reductions)), layer_id
+        assert sep_ops and {c.bits_per_weight for c in convs} == {bits}, (layer_id, [c.bits_per_weight for c in convs])
+        # the convs that quantize their input (the sep convs) read activations of the same width
+        assert {c.activation_bits for c in convs if c.input_quantizer is not None} == {bits}
+        assert precision_of(cell.combine.kernel_quantizer) == bits  # the cell's output 1x1 conv
+        checked += convs
+    # nothing quantized escaped the walk above
+    assert sorted(id(c) for c in checked) == sorted(id(c) for c in _quantized_layers(model))
 
 
 def test_quantize_stem_and_classifier_flags():

@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from enas.child.child_trainer import ChildTrainer, WithoutGrappler, make_optimizer
-from enas.child.micro_cell import NodeStates
+from enas.child.micro_cell import CellCombine, NodeStates
 from enas.child.micro_child import ChildConfig, MicroChild
 from enas.child.micro_ops import FactorizedReduce, max_pool_3x3_recomputed
 from enas.space.arc import parse_arc, random_arc
@@ -164,19 +164,81 @@ def test_factorized_reduce_equals_the_strided_slice_form(size):
     np.testing.assert_allclose(out.numpy(), ref.numpy(), rtol=1e-5, atol=1e-5)
 
 
+def _arc_weight_pairs(search, fixed):
+    """``(search variable, fixed variable, rows)`` for every trainable weight of ``fixed``: the
+    shared weight of ``search`` it was copied from (``rows``: the combine kernel's rows of the
+    unused ids, else ``None``), as :func:`_transplant` copies them."""
+    layers = [(search.stem, fixed.stem), (search.stem_bn, fixed.stem_bn), (search.classifier, fixed.classifier)]
+    layers += [(s, f) for s, f in zip(search.reducers, fixed.reducers) if s is not None]
+    for s_cell, f_cell in zip(search.cells, fixed.cells):
+        layers += list(zip(s_cell.calibrations, f_cell.calibrations))
+        layers += [(s_cell.ops_bank[key], f_cell.ops_bank[key]) for key in f_cell.ops_bank.keys()]
+        layers.append((s_cell.combine, f_cell.combine))
+    pairs = []
+    for s_layer, f_layer in layers:
+        assert len(s_layer.trainable_weights) == len(f_layer.trainable_weights)
+        for s_var, f_var in zip(s_layer.trainable_weights, f_layer.trainable_weights):
+            rows = None
+            if isinstance(s_layer, CellCombine) and s_var is s_layer.kernel:
+                rows = list(f_layer.fixed_unused)
+            assert tuple(s_var.shape[1:] if rows else s_var.shape) == tuple(f_var.shape[1:] if rows else f_var.shape)
+            pairs.append((s_var, f_var, rows))
+    assert sorted(id(f) for _, f, _ in pairs) == sorted(id(v) for v in fixed.trainable_weights)
+    return pairs
+
 
 def test_compiled_search_step_trains_with_real_shortcuts():
     """The compiled search step with real-valued shortcuts around every binary conv (the binary
-    default) traces once and trains for architectures whose shortcut inputs are read from the
-    cell's node states inside the ``switch_case``'s gradient."""
+    default; their inputs are read from the cell's node states inside the ``switch_case``'s
+    gradient) traces once for several architectures, and for each one computes the fixed
+    network's step: its loss is the fixed network's loss with the same weights, every weight of
+    the architecture moves by the fixed network's gradient step, and every op it did not sample
+    (and the combine rows of the ids its nodes consume) keeps its weights (plain SGD)."""
     policy = PrecisionPolicy.from_flags("binary")
+    assert policy.for_part("layer_0").shortcut and policy.for_part("layer_2").shortcut
     config = ChildConfig(num_layers=1, num_nodes=3, out_filters=4, policy=policy)
-    model = MicroChild(config).build_for((28, 28, 1))
-    trainer = ChildTrainer(model, make_optimizer("sgd", 0.01), 4, search_mode=True)
+    keras.utils.set_random_seed(0)
+    search = MicroChild(config).build_for((28, 28, 1))
+    lr = 0.01
+    trainer = ChildTrainer(search, make_optimizer("sgd", lr), 4, search_mode=True)
+    # The optimizer clips every latent binary weight to [-1, 1] after each step, sampled or not;
+    # he_normal starts some beyond it, so clip them first: unsampled ops then stay exactly put.
+    for v in search.trainable_weights:
+        if v.constraint is not None:
+            v.assign(v.constraint(v))
     x, y = _images(4), tf.constant([0, 1, 2, 3], tf.int32)
     rng = np.random.default_rng(1)
-    arcs = [parse_arc(ARC)] + [random_arc(3, rng) for _ in range(3)]
-    before = [w.numpy().copy() for w in model.trainable_weights]
-    losses = [float(trainer.train_step(x, y, tf.constant(arc.to_list(), tf.int32))["loss"]) for arc in arcs]
-    assert np.all(np.isfinite(losses)) and trainer.trace_count == 1
-    assert any(not np.array_equal(b, w.numpy()) for b, w in zip(before, model.trainable_weights))
+    for arc in [parse_arc(ARC)] + [random_arc(3, rng) for _ in range(2)]:
+        fixed = MicroChild(config, fixed_arc=arc).build_for((28, 28, 1))
+        _transplant(search, fixed)
+        with tf.GradientTape() as tape:
+            logits = fixed(x, training=True)
+            loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True))
+        grads = dict(zip([id(v) for v in fixed.trainable_weights], tape.gradient(loss, fixed.trainable_weights)))
+        pairs = _arc_weight_pairs(search, fixed)
+        before = {id(v): v.numpy().copy() for v in search.trainable_weights}
+
+        out = trainer.train_step(x, y, tf.constant(arc.to_list(), tf.int32))
+
+        assert float(out["loss"]) == pytest.approx(float(loss), rel=1e-4), str(arc)
+        moved = 0
+        for s_var, f_var, rows in pairs:
+            expected = before[id(s_var)].copy()
+            step = -lr * grads[id(f_var)].numpy()
+            if rows is None:
+                expected += step
+            else:
+                expected[rows] += step
+            if s_var.constraint is not None:  # the latent clip, as the optimizer applies it
+                expected = s_var.constraint(expected).numpy()
+            np.testing.assert_allclose(s_var.numpy(), expected, rtol=1e-4, atol=1e-6, err_msg=s_var.path)
+            moved += not np.array_equal(s_var.numpy(), before[id(s_var)])
+        assert moved > 0.8 * len(pairs)  # the check above compared real updates, not zeros
+        in_arc = {id(s_var) for s_var, _, _ in pairs}
+        others = [v for v in search.trainable_weights if id(v) not in in_arc]
+        assert others and all(np.array_equal(v.numpy(), before[id(v)]) for v in others)
+        for s_var, _, rows in pairs:
+            if rows is not None:
+                used = [i for i in range(len(before[id(s_var)])) if i not in rows]
+                np.testing.assert_array_equal(s_var.numpy()[used], before[id(s_var)][used])
+    assert trainer.trace_count == 1

@@ -8,7 +8,7 @@ import pytest
 import train_arc_cifar
 import train_arc_mnist
 from enas.cli import script
-from enas.errors import UserError
+from enas.errors import DataError
 from enas.run import run_loop, train_fixed
 from tests.conftest import TINY, TINY_ARC
 
@@ -26,6 +26,22 @@ def run_main(config, capsys, script_config=None, dataset="mnist", argv_extra=())
     return code, out, err
 
 
+def recomputed_test_accuracy(output_dir):
+    """Accuracy of the run's latest checkpoint on its test split, loaded (and normalised) as the
+    run loaded it, predicted in one pass outside the run's evaluation code."""
+    from enas.config.run_config import RunConfig
+    from enas.run.restore import restore_run
+
+    model, record, _ = restore_run(output_dir)
+    config = RunConfig.from_json(record["config"])
+    data = run_loop.load_data(config)
+    assert len(data.x_test) == config.data.max_test_examples
+    batch = config.training.eval_batch_size
+    logits = np.concatenate([model(data.x_test[i:i + batch], training=False)
+                             for i in range(0, len(data.x_test), batch)])
+    return float(np.mean(np.argmax(logits, -1) == data.y_test))
+
+
 def test_train_prints_original_format_and_resumes(train_config, capsys):
     code, out, err = run_main(train_config, capsys)
     assert code == 0, err
@@ -36,7 +52,10 @@ def test_train_prints_original_format_and_resumes(train_config, capsys):
                      "Test Num examples:  200", "Architecture String", TINY_ARC):
         assert expected in lines
     accuracy = [float(line.split(": ")[1]) for line in lines if line.startswith("test_accuracy: ")]
-    assert len(accuracy) == 2 and all(0.0 <= a <= 1.0 for a in accuracy)
+    assert len(accuracy) == 2 and f"Final test_accuracy: {accuracy[-1]:.4f}" in lines
+    assert all(abs(a * 200 - round(a * 200)) < 1e-6 for a in accuracy), accuracy  # k / 200 examples
+    # The last printed test accuracy is that of the saved weights on the 200 test images.
+    assert accuracy[-1] == round(recomputed_test_accuracy(train_config["output_dir"]), 4)
     assert re.search(r"^Parameters: \d+$", out, re.M)
 
     # Rerunning the same command with more epochs resumes at epoch 2 instead of starting over.
@@ -60,9 +79,34 @@ def test_learns_mnist_digits(train_config, capsys):
     assert final > 0.5, out[-800:]
 
 
-def test_cifar_end_to_end_on_tiny_files(tmp_path, cifar_path, capsys):
+def test_cifar_end_to_end_on_tiny_files(tmp_path, cifar_path, monkeypatch, capsys):
+    """The CIFAR path with augmentation, cutout, aux head, drop path and dropout: each option is
+    recorded in config.json and reaches what trains (the training batches, the network, the
+    checkpoint)."""
+    import json
+
+    from enas.data import data_utils
+    from enas.run.restore import restore_run
+
+    real_make_dataset, real_make_trainer = data_utils.make_dataset, run_loop.make_child_trainer
+    train_datasets, trainers, initial_aux = [], [], []
+
+    def make_dataset(*args, **kwargs):
+        if kwargs.get("training"):
+            train_datasets.append(kwargs)
+        return real_make_dataset(*args, **kwargs)
+
+    def make_trainer(config, model, *args, **kwargs):  # the network is built, not trained yet
+        if model.aux_head is not None:
+            initial_aux.extend(w.numpy().copy() for w in model.aux_head.trainable_weights)
+        trainers.append(real_make_trainer(config, model, *args, **kwargs))
+        return trainers[-1]
+
+    monkeypatch.setattr(data_utils, "make_dataset", make_dataset)
+    monkeypatch.setattr(run_loop, "make_child_trainer", make_trainer)
+    output_dir = tmp_path / "cifar"
     config = {**train_arc_cifar.CONFIG, **TINY, "data_path": cifar_path,
-              "output_dir": str(tmp_path / "cifar"), "child_fixed_arc": TINY_ARC,
+              "output_dir": str(output_dir), "child_fixed_arc": TINY_ARC,
               "num_epochs": 1, "max_train_examples": 250, "num_valid": 50, "child_augment": True,
               "child_cutout_size": 8, "child_use_aux_heads": True, "child_drop_path_keep_prob": 0.6,
               "child_keep_prob": 0.8, "child_num_layers": 1}
@@ -70,6 +114,29 @@ def test_cifar_end_to_end_on_tiny_files(tmp_path, cifar_path, capsys):
     assert code == 0, err
     assert "Dataset: cifar10 (200 train, 50 valid, 60 test)" in out
     assert "Test Num examples:  60" in out
+    losses = [float(x) for x in re.findall(r"^epoch = .* loss = (\S+)", out, re.M)]
+    assert losses and all(np.isfinite(losses)), out[:2000]
+    assert re.search(r"^\| aux_head/", out, re.M)  # the model summary lists the aux head
+
+    recorded = json.loads((output_dir / "config.json").read_text())["config"]
+    assert recorded["data"]["augment"] is True and recorded["data"]["cutout_size"] == 8
+    child = recorded["child"]
+    assert child["use_aux_heads"] is True and child["drop_path_keep_prob"] == 0.6 and child["keep_prob"] == 0.8
+
+    # What trained: augmented batches with cutout, a network with an aux head, drop path and dropout.
+    assert train_datasets and all(d["augment"] is True and d["cutout_size"] == 8 for d in train_datasets)
+    [trainer] = trainers
+    model = trainer.model
+    assert model.aux_head is not None and model.uses_drop_path and model.dropout.rate == pytest.approx(0.2)
+    assert trainer.drop_path_steps == (200 // TINY["batch_size"]) * config["num_epochs"]
+
+    # The aux head was trained (its loss is in the total), and the checkpoint holds it.
+    assert initial_aux and len(initial_aux) == len(model.aux_head.trainable_weights)
+    assert all(not np.array_equal(w0, w.numpy()) for w0, w in zip(initial_aux, model.aux_head.trainable_weights))
+    restored, _, _ = restore_run(str(output_dir))
+    assert restored.aux_head is not None and restored.aux_head.weights
+    for saved, trained in zip(restored.aux_head.weights, model.aux_head.weights, strict=True):
+        np.testing.assert_array_equal(saved.numpy(), trained.numpy())
 
 
 def test_nan_loss_stops_with_clear_message_and_keeps_checkpoint(train_config, monkeypatch, capsys):
@@ -116,7 +183,26 @@ def test_run_rejects_mismatched_checkpoint_folder(train_config, capsys):
     assert "Resuming" not in out
 
 
-def test_user_error_is_not_swallowed_for_programming_errors():
-    with pytest.raises(TypeError):
-        train_fixed.run(None, "mnist")
-    assert issubclass(train_fixed.TrainingDiverged, UserError)
+@pytest.mark.parametrize("where", ["load_data", "header"])
+def test_user_error_is_not_swallowed_for_programming_errors(train_config, monkeypatch, capsys, tmp_path, where):
+    """A bug (not a UserError) inside a run propagates with its traceback; a UserError raised at
+    the same place is one ``error:`` line and exit status 2. ``where``: before the run folder is
+    touched (loading the data) or once the network is built and the folder prepared (the header)."""
+    raised = {}
+
+    def fail(*args, **kwargs):
+        raise raised["error"]
+
+    target = run_loop if where == "load_data" else train_fixed.FixedTraining
+    monkeypatch.setattr(target, where, fail)
+
+    raised["error"] = RuntimeError("a bug in the library")
+    with pytest.raises(RuntimeError, match="a bug in the library"):
+        run_main({**train_config, "output_dir": str(tmp_path / "bug")}, capsys)
+    assert "error:" not in capsys.readouterr().err
+
+    raised["error"] = DataError("the data is bad\n  fix it")
+    code, out, err = run_main({**train_config, "output_dir": str(tmp_path / "user")}, capsys)
+    assert code == 2 and err == "error: the data is bad fix it\n", err
+    assert "Epoch 1" not in out
+    assert (tmp_path / "user" / "config.json").exists() == (where == "header")

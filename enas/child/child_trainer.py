@@ -13,7 +13,9 @@ before their norm is clipped, and batch norm uses the global batch's statistics
 variables). Without a strategy the steps are exactly the single-device ones.
 
 Parameter sharing note: ops a step did not use get a zero gradient (not ``None``) through
-``tf.switch_case``. Plain SGD leaves them unchanged; with momentum (or Adam) their weights keep
+``tf.switch_case``. Plain SGD leaves them unchanged (but for the optimizer's weight clip, e.g. a
+binary kernel's [-1, 1], which applies to every variable after every step: a latent kernel
+initialised beyond it is clipped at the first step, used or not); with momentum (or Adam) their weights keep
 moving along their previous update direction, decaying by the momentum factor per step, exactly
 as in official ENAS, where unused ops also received zero gradients. L2 decay is applied to every
 kernel each step (``l2_latent=False``: only to the full-precision ones).
