@@ -29,9 +29,10 @@ def test_a_second_lock_on_a_folder_is_refused_until_the_first_is_released(tmp_pa
     assert f"is in use by process {os.getpid()} on " in str(info.value) and "--output_dir" in str(info.value)
     assert (tmp_path / LOCK_FILE).read_text() == holder  # the refused one changed nothing
     first.release()
+    assert not (tmp_path / LOCK_FILE).exists()  # a run that ends deletes its lock file
     with FolderLock(str(tmp_path)) as again:
-        assert again.held
-    assert not again.held
+        assert again.held and (tmp_path / LOCK_FILE).exists()
+    assert not again.held and not (tmp_path / LOCK_FILE).exists()
 
 
 def test_clear_folder_keeps_only_the_lock(tmp_path):
@@ -82,6 +83,7 @@ def test_second_run_on_a_live_runs_folder_is_one_line_and_the_first_finishes(tra
     out, err = first.communicate(timeout=240)
     assert first.returncode == 0, err[-2000:]
     assert "Epoch 2: Eval" in out and "Final test_accuracy" in out and (folder / "ckpt-2.index").exists()
+    assert not (folder / LOCK_FILE).exists()
     # Once the first has ended, the folder is free again: the same command resumes (nothing to do).
     assert script_main(train_arc_mnist.CONFIG, "mnist", "train", argv_from(config)) == 0
     assert "Resuming from" in capsys.readouterr().out
@@ -96,8 +98,8 @@ def test_second_study_on_a_live_study_folder_is_refused(tmp_path, mnist_path):
     result = subprocess.run([sys.executable, str(REPO / "study_arc.py")] + argv_from(settings)[1:],
                             capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=REPO,
                             timeout=240)
+    assert os.listdir(folder) == [LOCK_FILE]  # the refused study wrote nothing
     lock.release()
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.count("\n") == 1, result.stderr
     assert result.stderr.startswith(f"error: {str(folder)!r} is in use by process {os.getpid()} on ")
-    assert os.listdir(folder) == [LOCK_FILE]

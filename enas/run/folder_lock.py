@@ -2,10 +2,10 @@
 
 Two runs writing one folder would interleave their logs and overwrite each other's checkpoints.
 A run (or a study) therefore holds an exclusive ``flock`` on ``<folder>/.lock`` for as long as it
-writes there. The kernel drops the lock when the process ends, however it ends, so a run that
-was killed leaves no lock behind that could block the rerun resuming it (the ``.lock`` file may
-stay; only a live lock counts). The file holds the owner's process id, host and start time, for
-the message the second run prints.
+writes there, and deletes the file when it is done. The kernel drops the lock when the process
+ends, however it ends, so a run that was killed leaves no lock behind that could block the rerun
+resuming it (its ``.lock`` file stays; only a live lock counts). The file holds the owner's
+process id, host and start time, for the message the second run prints.
 
 A second run asking for the folder gets :class:`FolderInUseError` (one line, exit status 2)
 before it writes anything: it opens the existing lock file read-only and leaves it as it was.
@@ -43,24 +43,32 @@ class FolderLock:
     def acquire(self):
         if self._fd is not None:
             return self
-        try:  # an existing lock file is opened read-only: a refused run leaves it untouched
-            fd = os.open(self.path, os.O_RDONLY)
-        except FileNotFoundError:
-            fd = os.open(self.path, os.O_RDONLY | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = _read_holder(fd)
-            os.close(fd)
-            raise FolderInUseError(f"{self.folder!r} is in use by {holder}; wait for it to end or stop it, "
-                                   "or pass another --output_dir") from None
+        while True:
+            try:  # an existing lock file is opened read-only: a refused run leaves it untouched
+                fd = os.open(self.path, os.O_RDONLY)
+            except FileNotFoundError:
+                fd = os.open(self.path, os.O_RDONLY | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = _read_holder(fd)
+                os.close(fd)
+                raise FolderInUseError(f"{self.folder!r} is in use by {holder}; wait for it to end or stop it, "
+                                       "or pass another --output_dir") from None
+            if _same_file(fd, self.path):
+                break
+            os.close(fd)  # the holder deleted the file between our open and its release: again
         self._fd = fd
         started = datetime.datetime.now().isoformat(timespec="seconds")
         _write_holder(self.path, f"process {os.getpid()} on {socket.gethostname()}, started {started}\n")
         return self
 
     def release(self):
+        """Delete the lock file and drop the lock (in that order: a process that opened the file
+        before the deletion finds it gone once it gets the lock, and tries again)."""
         if self._fd is not None:
+            if _same_file(self._fd, self.path):
+                os.unlink(self.path)
             os.close(self._fd)  # closing the descriptor drops the flock
             self._fd = None
 
@@ -76,6 +84,14 @@ class FolderLock:
 
     def __del__(self):
         self.release()
+
+
+def _same_file(fd, path):
+    """``path`` still names the file open as ``fd``."""
+    try:
+        return os.path.samestat(os.fstat(fd), os.stat(path))
+    except FileNotFoundError:
+        return False
 
 
 def _read_holder(fd):
