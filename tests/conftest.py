@@ -8,7 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+# What the scripts' entry point sets (enas.cli.tf_log), so that in-process runs compute what the
+# scripts' subprocesses compute.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_MNIST = REPO.parent / "shared" / "data" / "mnist"
@@ -84,3 +87,18 @@ def argv_from(config, script="train_arc_mnist.py"):
         else:
             argv.append(f"--{key}={value}")
     return argv
+
+
+# The longest test files start first (``--dist loadfile`` hands out whole files in collection
+# order), so that the two xdist workers end together instead of one waiting on a long file.
+LONG_FIRST = ("test_study", "test_distribute", "test_search", "test_mixed_search", "test_tflite_export",
+              "test_train_fixed", "test_cli_errors", "test_search_step", "test_folder_lock", "test_export",
+              "test_recipes", "test_startup")
+
+
+def pytest_collection_modifyitems(config, items):
+    def rank(item):
+        module = item.nodeid.split("::", 1)[0].rsplit("/", 1)[-1][:-3]
+        return LONG_FIRST.index(module) if module in LONG_FIRST else len(LONG_FIRST)
+
+    items.sort(key=rank)  # stable: the file's own order within a module

@@ -9,6 +9,7 @@ different levels and steps, so only a float child with SGD shows whether the dis
 computes the single-device step.
 """
 
+import importlib
 import json
 import os
 import re
@@ -21,6 +22,7 @@ import time
 import numpy as np
 import pytest
 
+from enas.cli.script import main as script_main
 from enas.config.run_config import DistributeConfig, RunConfig
 from enas.errors import ConfigError
 from enas.run import distribute
@@ -51,6 +53,16 @@ def _run(script, settings, tf_config=None):
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stderr == "", result.stderr[-2000:]  # TensorFlow's INFO/WARNING lines filtered, no ERROR line
     return result.stdout
+
+
+def _run_here(script, settings, capsys):
+    """``script`` with ``settings`` in this process (no strategy: one device), its stdout."""
+    module = importlib.import_module(script[:-3])
+    mode = "train" if script.startswith("train") else "search"
+    code = script_main(module.CONFIG, "mnist", mode, argv_from(settings, script))
+    out, err = capsys.readouterr()
+    assert code == 0, err[-2000:]
+    return out
 
 
 def _steps(out):
@@ -111,11 +123,11 @@ MIRRORED_CASES = [
 @pytest.mark.parametrize("script,precision,steps,loss_rtol,grad_rtol", MIRRORED_CASES,
                          ids=["train-float", "search-float", "search-ternary"])
 def test_mirrored_on_two_cpu_devices_computes_the_single_device_steps(script, precision, steps, loss_rtol, grad_rtol,
-                                                                      tmp_path, mnist_path):
+                                                                      tmp_path, mnist_path, capsys):
     settings = {**FLOAT_SGD, "data_path": mnist_path, "num_epochs": 1, "max_train_examples": 300,
                 "child_quantization": precision}
     settings.update({"child_fixed_arc": TINY_ARC} if script.startswith("train") else SEARCH)
-    single = _run(script, {**settings, "output_dir": str(tmp_path / "single")})
+    single = _run_here(script, {**settings, "output_dir": str(tmp_path / "single")}, capsys)
     mirrored = _run(script, {**settings, "output_dir": str(tmp_path / "mirrored"), "distribution": "mirrored",
                              "num_devices": 2})
     assert "Distribution: mirrored, 2 replica(s)" in mirrored and "global batch 32 = 2 x 16" in mirrored

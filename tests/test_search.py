@@ -35,7 +35,8 @@ CELL_LINE = re.compile(r"^\[(\d+ )*\d+\]$")
 
 @pytest.fixture(scope="module")
 def search_config(tmp_path_factory, mnist_path):
-    return {**search_arc_mnist.CONFIG, **SEARCH_TINY, "data_path": mnist_path,
+    """Two epochs, the first a controller warm-up (the shared weights train, the controller not)."""
+    return {**search_arc_mnist.CONFIG, **SEARCH_TINY, "data_path": mnist_path, "controller_warmup_epochs": 1,
             "output_dir": str(tmp_path_factory.mktemp("search") / "run")}
 
 
@@ -65,9 +66,14 @@ def test_search_prints_original_format_and_records_arcs(search_config, uninterru
     assert code == 0, err
     lines = out.splitlines()
     assert any(line.startswith("epoch = 0") for line in lines)
-    assert "Epoch 1: Training controller" in lines and "Epoch 2: Training controller" in lines
+    # The controller warm-up: no controller update before it ends; all of them (5, logged every 5) after it.
+    warm = lines.index("Epoch 1: controller warm-up (1/1), not trained")
+    trained = lines.index("Epoch 2: Training controller")
+    assert warm < trained and "Epoch 1: Training controller" not in lines
+    assert not any(line.startswith("ctrl_step") for line in lines[:trained])
     ctrl = [line for line in lines if line.startswith("ctrl_step")]
     assert ctrl and all(CTRL_LINE.match(line) for line in ctrl), ctrl
+    assert [line.split()[2] for line in ctrl] == ["5"]
     assert lines.count("Here are 3 architectures") == 2
     blocks = [i for i, line in enumerate(lines) if line.startswith("val_acc = ")]
     assert len(blocks) == 6
@@ -165,20 +171,6 @@ def test_seeded_search_is_deterministic_and_resumes_after_kill(search_config, un
     assert "Here are 3 architectures" in resumed.stdout and "Epoch 2: Eval" in resumed.stdout
     arcs = lambda d: [json.loads(x)["arc"] for x in (d / "arcs.jsonl").read_text().splitlines()]  # noqa: E731
     assert arcs(Path(search_config["output_dir"])) == arcs(b_dir)
-
-
-def test_controller_warmup_trains_the_shared_weights_first(search_config, capsys, tmp_path):
-    config = {**search_config, "controller_warmup_epochs": 1, "max_train_examples": 400,
-              "output_dir": str(tmp_path / "warmup")}
-    code, out, err = search(config, capsys)
-    assert code == 0, err
-    lines = out.splitlines()
-    warm = lines.index("Epoch 1: controller warm-up (1/1), not trained")
-    trained = lines.index("Epoch 2: Training controller")
-    # No controller update before the warm-up ends; all of them (5, logged every 5) after it.
-    assert not any(CTRL_LINE.match(line) for line in lines[:trained])
-    assert [line.split()[2] for line in lines[trained:] if CTRL_LINE.match(line)] == ["5"]
-    assert warm < trained
 
 
 def test_negative_warmup_is_one_line(search_config, capsys, tmp_path):

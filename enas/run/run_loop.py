@@ -266,6 +266,7 @@ def run(config, task, log=None, strategy=None, echo=True):
             checkpoints.save()
             task.epoch_done(epoch, seconds, loop)
         result = task.finish(loop)
+        loop.summaries.close()
         if not worker.is_chief:  # its folder only served TensorFlow's rule that every worker writes
             getattr(log, "close", lambda: None)()
             shutil.rmtree(worker.write_dir, ignore_errors=True)
