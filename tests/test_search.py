@@ -20,7 +20,7 @@ from enas.space.arc import parse_arc
 from tests.conftest import REPO, argv_from
 
 SEARCH_TINY = dict(
-    max_train_examples=900, max_test_examples=200, num_valid=200, batch_size=32,
+    max_train_examples=600, max_test_examples=200, num_valid=200, batch_size=32,
     eval_batch_size=100, num_epochs=2, log_every=5, seed=5, num_sampled_arcs=3,
     child_num_layers=0, child_num_cells=2, child_out_filters=4,
     controller_train_steps=5, controller_num_aggregate=2, controller_lstm_size=16, controller_warmup_epochs=0,
