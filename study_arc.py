@@ -4,6 +4,7 @@ random, train them all from scratch over several seeds, and report (study.md, st
 study.png in the output folder; see enas/search/study.py).
 
     python study_arc.py --data_path ../shared/data/mnist >> mnist_study.txt
+    python study_arc.py --dataset auto --data_path my_images/ --num_valid 0.1 >> study.txt
 
 A killed study resumes where it stopped when rerun with the same command.
 """
@@ -14,7 +15,7 @@ from enas.search.study import settings_of
 # What the study changes from the defaults of enas/config/run_config.py and enas/search/study.py (data in
 # ./data/<dataset>, output in ./output-<dataset>-study); flags override (--help lists them).
 CONFIG = dict(
-    dataset="mnist",  # mnist | cifar10
+    dataset="mnist",  # mnist | cifar10 | folder | npz | auto (what --data_path holds)
     # each search: the small MNIST child of search_arc_mnist.py
     log_every=25,
     child_num_layers=0,
@@ -25,7 +26,7 @@ CONFIG = dict(
 )
 
 FLAG_HELP = {
-    "dataset": "mnist or cifar10.",
+    "dataset": "mnist, cifar10, folder (images, one sub-folder per class), npz, or auto (what --data_path holds).",
     "data_path": "Folder with the dataset files (empty: ./data/<dataset>).",
     "output_dir": "The study's folder (empty: ./output-<dataset>-study); rerunning resumes it.",
     "study_seeds": "Seeds of the stand-alone trainings of every picked architecture, e.g. '1,2'.",

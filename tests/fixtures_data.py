@@ -126,3 +126,40 @@ def write_cifar_tar_gz(dir, n_per_batch, seed=0):
             info.size, info.mode = len(data), 0o644
             tar.addfile(info, io.BytesIO(data))
     return _stack(batches)
+
+
+def pattern_images(n, num_classes, height, width, channels, seed=0):
+    """``(x uint8 (n, H, W, C), y int (n,))``: learnable images: class ``c`` has a bright bar in
+    the ``c``-th of ``num_classes`` horizontal bands (and a class-tinted channel), over noise."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % num_classes
+    rng.shuffle(y)
+    x = rng.integers(0, 90, size=(n, height, width, channels)).astype(np.int32)
+    band = max(height // num_classes, 1)
+    for i, c in enumerate(y):
+        x[i, c * band:(c + 1) * band, :, :] += 120
+        x[i, :, :, c % channels] += 30
+    return np.clip(x, 0, 255).astype(np.uint8), y
+
+
+def write_image_folder(root, counts, num_classes=3, size=(30, 40), channels=3, fmt="png", seed=0,
+                       class_names=None):
+    """Write a folder of images, one sub-folder per class. ``counts``: ``{"": n}`` for one folder
+    of class folders, or ``{"train": n, "test": m, ...}`` for split folders. Returns ``{split:
+    (x, y)}`` of what was written (in file-name order within each class)."""
+    from PIL import Image
+
+    root = Path(root)
+    names = class_names or [f"class_{c}" for c in range(num_classes)]
+    written = {}
+    for k, (split, n) in enumerate(counts.items()):
+        x, y = pattern_images(n, num_classes, size[0], size[1], channels, seed=seed + k)
+        folder = root / split if split else root
+        for c in range(num_classes):
+            (folder / names[c]).mkdir(parents=True, exist_ok=True)
+        for i, (image, label) in enumerate(zip(x, y)):
+            mode = "L" if channels == 1 else "RGB"
+            Image.fromarray(image[..., 0] if channels == 1 else image, mode).save(
+                folder / names[label] / f"img_{i:05d}.{fmt}")
+        written[split] = (x, y)
+    return written

@@ -147,7 +147,7 @@ def test_nan_loss_stops_with_clear_message_and_keeps_checkpoint(train_config, mo
         data = real_load(config)
         calls["n"] += 1
         if calls["n"] == 2:  # second run: images become NaN
-            data.x_train[:] = np.nan
+            data.train.images = np.full(data.train.images.shape, np.nan, np.float32)
         return data
 
     monkeypatch.setattr(run_loop, "load_data", poisoned)

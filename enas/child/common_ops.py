@@ -64,3 +64,39 @@ def create_weight(owner, name, shape, initializer="he_normal", trainable=True, c
     shared[name] = variable
     return variable
 
+
+
+@keras.saving.register_keras_serializable(package="qenas")
+class InputNormalization(keras.layers.Layer):
+    """The network's first layer: raw images in, normalised images out.
+
+    ``y = (float32(x) - mean) / std`` per channel, with ``mean`` and ``std`` the training split's
+    statistics in the raw units the data comes in (0-255 pixels for images), stored as constants of
+    the layer (its config), so the ``.keras``, packed and TensorFlow Lite files take the raw values
+    a camera or a sensor gives. Empty ``mean`` / ``std``: only the cast (the input is already
+    normalised). Input ``(batch, H, W, C)`` of any real dtype; output float32 of the same shape.
+    """
+
+    def __init__(self, mean=(), std=(), **kwargs):
+        super().__init__(**kwargs)
+        self.mean = tuple(float(v) for v in mean)
+        self.std = tuple(float(v) for v in std)
+        if len(self.mean) != len(self.std):
+            raise ValueError("InputNormalization needs as many std values as mean values")
+
+    def call(self, images):
+        import numpy as np
+        from keras import ops
+
+        x = ops.cast(images, "float32")
+        if not self.mean:
+            return x
+        mean = np.asarray(self.mean, np.float32)
+        inverse = (1.0 / np.asarray(self.std, np.float64)).astype(np.float32)
+        return (x - mean) * inverse
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def get_config(self):
+        return {**super().get_config(), "mean": list(self.mean), "std": list(self.std)}

@@ -2,15 +2,18 @@
 
 Layout (ENAS micro, Pham et al. 2018)::
 
-    image (batch, H, W, C_img)
-      -> stem: 3x3 conv to 3 * out_filters -> BN
+    raw image (batch, H, W, C_img)
+      -> input normalisation: (x - mean) / std with the training split's statistics (constants)
+      -> stem: 3x3 conv to 3 * out_filters (stride s: a (s+1)x(s+1) conv, stride s) -> BN
       -> num_layers + 2 layers; layers in ``reduction_layers`` double the filters and halve H, W:
              reduction layer: x = FactorizedReduce(prev); cell(reduce arc) on [prev, x]
              normal layer:    cell(normal arc) on [prev_prev, prev]
       -> activation -> global average pool -> dropout -> dense (num_classes logits)
     optional auxiliary head (weight 0.4 in the loss) on the layer after the last reduction.
 
-Reduction layers default to ENAS's ``[L // 3, 2 * (L // 3) + 1]`` for ``L = num_layers``
+The stem's stride ``s`` follows the input (:func:`enas.config.child_config.auto_stem_stride`: the
+cells run at 24-47 pixels whatever the image size; 1 for MNIST and CIFAR-10) unless
+``config.stem_stride`` fixes it. Reduction layers default to ENAS's ``[L // 3, 2 * (L // 3) + 1]`` for ``L = num_layers``
 (1/3 and 2/3 of the depth). ``fixed_arc`` set: fixed mode (only the chosen ops exist);
 ``fixed_arc=None``: search mode, ``arc`` (int32 ``[8B]``: normal cell then reduction cell) is
 passed at call time and every op position has one shared layer. With two or more
@@ -24,6 +27,7 @@ import tensorflow as tf
 from keras import ops
 
 from enas.child import micro_ops
+from enas.child.common_ops import InputNormalization
 from enas.child.micro_cell import MicroCell
 from enas.config.child_config import ChildConfig, default_reduction_layers  # noqa: F401  (re-exported)
 from enas.space.arc import parse_arc
@@ -46,8 +50,8 @@ class MicroChild(keras.Model):
         static_shapes: search mode only: no tensor of a run-time size, so the step compiles
             with XLA (see :class:`enas.child.micro_cell.CellCombine`).
 
-    Call: ``child(images, arc=None, training=False)`` with images ``(batch, H, W, C_img)``
-    float32 and, in search mode, ``arc`` an int32 tensor ``[8B]``. Returns logits
+    Call: ``child(images, arc=None, training=False)`` with raw images ``(batch, H, W, C_img)``
+    (uint8 pixels or float; normalised by the first layer with ``config.input_mean/input_std``) and, in search mode, ``arc`` an int32 tensor ``[8B]``. Returns logits
     ``(batch, num_classes)``; with ``return_aux=True`` a tuple ``(logits, aux_logits or None)``.
     """
 
@@ -65,12 +69,8 @@ class MicroChild(keras.Model):
         self.drop_path_scale = self.add_weight(
             name="drop_path_scale", shape=(), initializer="ones", trainable=False, aggregation="only_first_replica"
         )
-        stem_precision = policy.for_part("stem")
-        self.stem = QuantConv2D(
-            3 * config.out_filters, 3, padding="same", use_bias=False,
-            kernel_initializer="he_normal", kernel_quantizer=stem_precision.kernel_quantizer(),
-            name="stem_conv",
-        )
+        self.input_norm = InputNormalization(config.input_mean, config.input_std, name="input_norm")
+        self.stem = self._make_stem(config.stride_for()) if config.image_shape or config.stem_stride else None
         self.stem_bn = micro_ops.batch_norm(name="stem_bn", batch_stats=self.search_mode)
         self.reducers, self.cells = [], []
         filters = config.out_filters
@@ -106,6 +106,15 @@ class MicroChild(keras.Model):
             name="classifier",
         )
 
+    def _make_stem(self, stride):
+        """The stem conv: 3x3 at stride 1 or 2, else (s+1)x(s+1) at stride s (every pixel read)."""
+        self.stem_stride = int(stride)
+        return QuantConv2D(
+            3 * self.config.out_filters, max(3, stride + 1), strides=stride, padding="same", use_bias=False,
+            kernel_initializer="he_normal", kernel_quantizer=self.config.policy.for_part("stem").kernel_quantizer(),
+            name="stem_conv",
+        )
+
     @property
     def uses_drop_path(self):
         """True when training drops paths (``drop_path_keep_prob < 1``)."""
@@ -121,6 +130,8 @@ class MicroChild(keras.Model):
     def build(self, input_shape):
         input_shape = tuple(input_shape)
         self.input_image_shape = tuple(input_shape[1:])
+        if self.stem is None:
+            self.stem = self._make_stem(self.config.stride_for(self.input_image_shape))
         self.stem.build(input_shape)
         shape = self.stem.compute_output_shape(input_shape)
         self.stem_bn.build(shape)
@@ -160,7 +171,7 @@ class MicroChild(keras.Model):
             normal_precisions, reduce_precisions = self.split_precisions(arc)
         else:
             normal_arc = reduce_arc = normal_precisions = reduce_precisions = None
-        x = self.stem_bn(self.stem(images), training=True if self.search_mode else training)
+        x = self.stem_bn(self.stem(self.input_norm(images)), training=True if self.search_mode else training)
         prev_prev = prev = x
         aux_logits = None
         for layer_id, (reducer, cell) in enumerate(zip(self.reducers, self.cells)):
@@ -177,8 +188,12 @@ class MicroChild(keras.Model):
         logits = self.classifier(self.dropout(x, training=training))
         return (logits, aux_logits) if return_aux else logits
 
-    def build_for(self, image_shape):
-        """Create every variable for images of ``image_shape`` (H, W, C); returns ``self``."""
+    def build_for(self, image_shape=None):
+        """Create every variable for images of ``image_shape`` (H, W, C; default the config's);
+        returns ``self``."""
+        image_shape = image_shape or self.config.image_shape
+        if not image_shape:
+            raise ValueError("build_for needs the image shape (H, W, C): pass it or set ChildConfig.image_shape")
         self.build((None,) + tuple(image_shape))
         return self
 
@@ -215,7 +230,8 @@ class MicroChild(keras.Model):
 
 class AuxHead(keras.layers.Layer):
     """ENAS auxiliary classifier: ``act -> 5x5 avg pool stride 3 -> 1x1 conv 128 -> BN -> act ->
-    conv (whole map) 768 -> BN -> act -> dense``. Input ``(batch, H, W, C)``, H, W >= 5."""
+    conv (whole map) 768 -> BN -> act -> dense``. Input ``(batch, H, W, C)``; a side below 5 pools
+    over its whole length instead."""
 
     def __init__(self, num_classes, precision, **kwargs):
         super().__init__(**kwargs)
@@ -227,6 +243,9 @@ class AuxHead(keras.layers.Layer):
         self.dense = keras.layers.Dense(num_classes)
 
     def build(self, input_shape):
+        height, width = input_shape[1], input_shape[2]
+        if height is not None and width is not None and min(height, width) < 5:  # small inputs (e.g. 49x10)
+            self.pool = keras.layers.AveragePooling2D((min(5, height), min(5, width)), strides=3, padding="valid")
         pooled = self.pool.compute_output_shape(input_shape)
         self.conv1.build(pooled)
         shape = self.conv1.compute_output_shape(pooled)

@@ -24,10 +24,21 @@ FLAG_HELP = {
     "cost_weight": "MnasNet's exponent w of the cost factor (cost / target) ** w; <= 0.",
     "cost_constraint": "soft: the factor applies everywhere; hard: only above the target.",
     # data and run
-    "data_path": "Folder with the dataset files (downloaded there when absent and online).",
+    "data_path": "The data: a folder of images with one sub-folder per class (optionally under train/, test/, "
+                 "valid/), an .npz file (x_train, y_train, x_test, y_test), or the MNIST / CIFAR-10 folder "
+                 "(downloaded there when absent and online).",
+    "dataset": "auto (what --data_path holds), folder, npz, mnist or cifar10.",
+    "image_size": "Resize every image to H,W (e.g. 96,96); empty: keep their size (all images must have it).",
+    "color_mode": "auto (grayscale when every image is, else rgb), grayscale, rgb or rgba.",
+    "data_cache": "Image folders: keep the decoded uint8 images after the first epoch: 'memory' or a file path "
+                  "(empty: decode every epoch).",
+    "child_stem_stride": "Stride of the stem conv: 1, 2, 4 or 8; 0: from the image size (the shorter side brought "
+                         "to at most 47 pixels: 28 or 32 -> 1, 64 -> 2, 96 -> 4, 224 -> 8).",
     "output_dir": "Folder for checkpoints, logs and results; a rerun resumes from it.",
     "reset_output_dir": "Delete output_dir's previous run first instead of resuming.",
-    "num_valid": "Validation examples held out from the end of the training set (0: none).",
+    "num_valid": "Validation examples held out of the training set: a count, or a fraction below 1 (0: none). "
+                 "MNIST/CIFAR-10: the last ones, as ENAS; other data: drawn per class (a valid/ folder or "
+                 "x_valid in an .npz is used as given).",
     "max_train_examples": "Use only the first N training examples (0: all). For quick runs.",
     "max_test_examples": "Use only the first N test examples (0: all). For quick runs.",
     "batch_size": f"Training minibatch size (unset: {recipes.describe('batch_size')}).",
@@ -89,7 +100,7 @@ FLAG_HELP = {
     "child_distill_temperature": "Distillation: softmax temperature T of both logits.",
     "child_grad_bound": "Clip the gradient global norm to this value (0: no clipping).",
     "child_xla": "Compile the search step with XLA (static shapes; for GPUs, slower on CPU).",
-    "child_augment": "Pad-4, random-crop and flip augmentation (CIFAR-10).",
+    "child_augment": "Pad-4, random-crop and flip augmentation (natural images such as CIFAR-10; not digits).",
     "child_cutout_size": "Cutout square size (0: off).",
     # controller (search)
     "controller_type": "micro (ENAS LSTM controller, REINFORCE) or random (uniform baseline).",

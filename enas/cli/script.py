@@ -1,4 +1,9 @@
-"""Entry point of the four ENAS scripts: ``main(CONFIG, dataset, mode)``.
+"""Entry point of the run scripts: ``main(CONFIG, dataset, mode)``.
+
+``dataset="mnist"`` / ``"cifar10"``: the original's four scripts (presets). ``dataset=None``: the
+generic ``search_arc.py`` / ``train_arc.py``, whose ``--dataset`` flag (default ``auto``: what
+``--data_path`` holds, :func:`enas.data.formats.detect_source`) picks any source: an image
+folder, an ``.npz`` file, MNIST or CIFAR-10.
 
 A script's CONFIG block holds only what it changes from the library's defaults
 (:mod:`enas.config.run_config`); every setting of the mode is a flag. ``--from_config <folder>/config.json``
@@ -13,16 +18,38 @@ traceback (see :func:`enas.cli.command.run_command`).
 import sys
 
 from enas.cli.command import run_command
-from enas.config.run_config import MODES, RunConfig, default_settings, read_config_file
+from enas.config.run_config import DATASETS, MODES, RunConfig, default_settings, read_config_file
 from enas.errors import ConfigError
 
 FROM_CONFIG = "from_config"
+DATASET = "dataset"
+GENERIC_DEFAULTS = {"data_path": "./data", "num_valid": 0.1}
 
 
 def settings_of(config, mode, dataset):
     """The flat settings of a script: the defaults of ``mode`` on ``dataset`` updated by its
-    CONFIG block, plus the ``--from_config`` flag."""
-    return {**default_settings(mode, config, dataset), FROM_CONFIG: ""}
+    CONFIG block, plus the ``--from_config`` flag (and ``--dataset`` for a generic script,
+    ``dataset=None``)."""
+    if dataset is not None:
+        return {**default_settings(mode, config, dataset), FROM_CONFIG: ""}
+    config = dict(config or {})
+    chosen = config.pop(DATASET, "auto")
+    base = default_settings(mode, {"output_dir": f"./output-{'arc' if mode == 'train' else 'search'}",
+                                   **GENERIC_DEFAULTS, **config})
+    return {DATASET: chosen, **base, FROM_CONFIG: ""}
+
+
+def resolve_dataset(settings):
+    """The data source of a generic script's settings: ``--dataset``, or with ``auto`` what
+    ``--data_path`` holds. Raises a one-line DataError / ConfigError."""
+    from enas.data.formats import detect_source
+
+    chosen = settings[DATASET]
+    if chosen == "auto":
+        return detect_source(settings["data_path"])
+    if chosen not in DATASETS or chosen == "arrays":
+        raise ConfigError(f"unknown --dataset {chosen!r}: use auto, mnist, cifar10, npz or folder")
+    return chosen
 
 
 def main(config, dataset, mode, argv=None):
@@ -42,14 +69,17 @@ def main(config, dataset, mode, argv=None):
         if not path:
             return None
         recorded, recorded_mode, recorded_dataset = read_config_file(path)
-        if (recorded_mode, recorded_dataset) != (mode, dataset):
+        if recorded_mode != mode or (dataset is not None and recorded_dataset != dataset):
             raise ConfigError(f"--from_config {path!r} is a {recorded_mode} run on {recorded_dataset}; "
-                              f"this script runs {mode} on {dataset}")
+                              f"this script runs {mode} on {dataset or 'any dataset'}")
+        if dataset is None:
+            return {DATASET: recorded_dataset, **recorded, FROM_CONFIG: path}
         return {**recorded, FROM_CONFIG: path}
 
     def run(settings):
         # No TensorFlow yet: a bad flag or architecture fails within a second.
-        run_config = RunConfig.from_settings(settings, mode, dataset)
+        source = dataset or resolve_dataset(settings)
+        run_config = RunConfig.from_settings({k: v for k, v in settings.items() if k != DATASET}, mode, source)
         if mode == "train":
             from enas.run import train_fixed
 

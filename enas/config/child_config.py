@@ -14,6 +14,26 @@ def default_reduction_layers(num_layers):
     return (distance, 2 * distance + 1)
 
 
+#: The stem's stride brings the shorter image side down to at most this many pixels (see
+#: :func:`auto_stem_stride`); MNIST and CIFAR-10 (28, 32) keep stride 1.
+STEM_TARGET_SIDE = 47
+STEM_STRIDES = (1, 2, 4, 8)
+
+
+def auto_stem_stride(image_shape):
+    """The stem's stride for images of ``image_shape`` (H, W[, C]): the smallest of 1, 2, 4, 8 that
+    brings the shorter side to at most :data:`STEM_TARGET_SIDE` pixels, so the cells run at MNIST /
+    CIFAR-10 resolution (24-47 pixels) whatever the input: 28 and 40x30 keep 1, 64 -> 2 (32),
+    96 -> 4 (24), 224 -> 8 (28). ``--child_stem_stride`` overrides it."""
+    if not image_shape:
+        return 1
+    side = min(int(image_shape[0]), int(image_shape[1]))
+    for stride in STEM_STRIDES:
+        if -(-side // stride) <= STEM_TARGET_SIDE:
+            return stride
+    return STEM_STRIDES[-1]
+
+
 @dataclasses.dataclass(frozen=True)
 class ChildConfig:
     """Shape and regularisation of a child network (the ``child_*`` flags)."""
@@ -30,6 +50,13 @@ class ChildConfig:
     # Search mode: the precisions an op with weights may take (names, e.g. ("binary", "4bit"));
     # fewer than two: not searched, every op has the policy's precision.
     search_precisions: tuple = ()
+    # The input, set from the data when a run starts (empty: not known yet / the network takes
+    # already-normalised images): image shape (H, W, C), per-channel mean and std of the training
+    # split in raw units (the network's first layer computes (x - mean) / std).
+    image_shape: tuple = ()
+    input_mean: tuple = ()
+    input_std: tuple = ()
+    stem_stride: int = 0  # 0: auto_stem_stride(image_shape)
 
     def __post_init__(self):
         for name in ("num_layers", "num_nodes", "out_filters", "num_classes"):
@@ -48,6 +75,21 @@ class ChildConfig:
             raise ConfigError(f"--search_precisions needs two or more precisions to choose from, got {names[0]}; "
                               "for one precision everywhere use --child_quantization")
         object.__setattr__(self, "search_precisions", names)
+        for name in ("image_shape", "input_mean", "input_std"):
+            object.__setattr__(self, name, tuple(getattr(self, name) or ()))
+        object.__setattr__(self, "image_shape", tuple(int(d) for d in self.image_shape))
+        object.__setattr__(self, "input_mean", tuple(float(v) for v in self.input_mean))
+        object.__setattr__(self, "input_std", tuple(float(v) for v in self.input_std))
+        if self.image_shape and (len(self.image_shape) != 3 or min(self.image_shape) < 1):
+            raise ConfigError(f"child image_shape must be (H, W, C), got {self.image_shape}")
+        if len(self.input_mean) != len(self.input_std) or (
+                self.input_mean and self.image_shape and len(self.input_mean) != self.image_shape[-1]):
+            raise ConfigError("child input_mean and input_std need one value per image channel")
+        if any(v <= 0 for v in self.input_std):
+            raise ConfigError("child input_std values must be > 0")
+        if self.stem_stride not in (0,) + STEM_STRIDES:
+            raise ConfigError(f"--child_stem_stride must be 0 (auto) or one of {', '.join(map(str, STEM_STRIDES))}, "
+                              f"got {self.stem_stride!r}")
         if self.reduction_layers is None:
             object.__setattr__(self, "reduction_layers", default_reduction_layers(self.num_layers))
         total = self.num_layers + 2
@@ -72,13 +114,26 @@ class ChildConfig:
             "drop_path_keep_prob": self.drop_path_keep_prob, "use_aux_heads": self.use_aux_heads,
             "reduction_layers": [int(r) for r in self.reduction_layers], "precision": self.policy.to_json(),
             "search_precisions": list(self.search_precisions),
+            "image_shape": list(self.image_shape), "input_mean": list(self.input_mean),
+            "input_std": list(self.input_std), "stem_stride": self.stem_stride,
         }
+
+    def stride_for(self, image_shape=None):
+        """The stem's stride: ``stem_stride``, or :func:`auto_stem_stride` of the image shape."""
+        return self.stem_stride or auto_stem_stride(image_shape or self.image_shape)
+
+    def for_data(self, image_shape, num_classes, mean, std):
+        """A copy for a dataset: its image shape, class count and training statistics."""
+        return dataclasses.replace(self, image_shape=tuple(int(d) for d in image_shape), num_classes=int(num_classes),
+                                   input_mean=tuple(float(v) for v in mean), input_std=tuple(float(v) for v in std))
 
     @classmethod
     def from_json(cls, data):
         data = dict(data)
         policy = PrecisionPolicy.from_json(data.pop("precision"))
         data["search_precisions"] = tuple(data.get("search_precisions", ()))  # absent: recorded before it existed
+        for name in ("image_shape", "input_mean", "input_std"):  # absent: recorded before they existed
+            data[name] = tuple(data.get(name) or ())
         return cls(**{**data, "reduction_layers": tuple(data["reduction_layers"])}, policy=policy)
 
 

@@ -42,11 +42,28 @@ from enas.space.arc import parse_arc
 from enas.space.precision import PrecisionPolicy
 
 MODES = ("train", "search")
-DATASETS = ("mnist", "cifar10")
+DATASETS = ("mnist", "cifar10", "npz", "folder", "arrays")  # enas.data.formats.SOURCES
+BUILTIN_SHAPES = {"mnist": (28, 28, 1), "cifar10": (32, 32, 3)}
+COLOR_MODES = ("auto", "grayscale", "rgb", "rgba")
 OPTIMIZERS = ("momentum", "sgd", "adam")
 CONTROLLER_TYPES = ("micro", "random")
 DISTRIBUTIONS = ("default", "mirrored", "multi_worker")
 CONFIG_VERSION = 1
+
+
+def parse_image_size(text):
+    """``"96,96"`` or ``"49x10"`` -> ``(96, 96)``; ``""`` -> ``None`` (keep the images' size)."""
+    text = str(text or "").strip()
+    if not text:
+        return None
+    parts = [p for p in text.lower().replace("x", ",").replace(" ", ",").split(",") if p]
+    try:
+        size = tuple(int(p) for p in parts)
+    except ValueError:
+        size = ()
+    if len(size) != 2 or min(size) < 1:
+        raise ConfigError(f"bad --image_size {text!r}: give the height and width, e.g. 96,96 or 49,10")
+    return size
 
 
 def _positive(section, *names):
@@ -58,19 +75,36 @@ def _positive(section, *names):
 
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
-    """Which images, how they are split and augmented."""
+    """Which images, how they are split, read and augmented (see :mod:`enas.data.sources`)."""
 
     data_path: str = "./data"
-    num_valid: int = 5000  # held out from the end of the training set (0: none)
+    # Held out of the training images: a count, or a fraction below 1 (0: none). MNIST and
+    # CIFAR-10: the last ones, as ENAS; other sources: drawn per class (unless they have their own).
+    num_valid: float = 5000.0
     max_train_examples: int = 0  # 0: all
     max_test_examples: int = 0
-    augment: bool = False  # pad 4, random crop, flip (CIFAR-10)
+    augment: bool = False  # pad 4, random crop, flip (natural images)
     cutout_size: int = 0  # 0: off
+    image_size: str = ""  # "H,W": resize every image; "": keep their size (all must be equal)
+    color_mode: str = "auto"  # auto (grayscale when every image is) | grayscale | rgb | rgba
+    cache: str = ""  # image folders: keep decoded uint8 images after the first epoch ("memory" or a file path)
 
     def __post_init__(self):
         for name in ("num_valid", "max_train_examples", "max_test_examples", "cutout_size"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"--{_FLAG_OF[(DataConfig, name)]} must be >= 0, got {getattr(self, name)}")
+        if self.num_valid >= 1:
+            if float(self.num_valid) != int(self.num_valid):
+                raise ConfigError(f"--num_valid must be a count or a fraction below 1, got {self.num_valid}")
+            object.__setattr__(self, "num_valid", int(self.num_valid))
+        if self.color_mode not in COLOR_MODES:
+            raise ConfigError(f"unknown --color_mode {self.color_mode!r}: use one of {', '.join(COLOR_MODES)}")
+        if self.image_size:
+            object.__setattr__(self, "image_size", ",".join(map(str, parse_image_size(self.image_size))))
+
+    def image_size_tuple(self):
+        """``(H, W)`` of ``--image_size``, or ``None``."""
+        return tuple(int(v) for v in self.image_size.split(",")) if self.image_size else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -287,6 +321,7 @@ _FLAT = {
     "data_path": ("data", "data_path"), "num_valid": ("data", "num_valid"),
     "max_train_examples": ("data", "max_train_examples"), "max_test_examples": ("data", "max_test_examples"),
     "child_augment": ("data", "augment"), "child_cutout_size": ("data", "cutout_size"),
+    "image_size": ("data", "image_size"), "color_mode": ("data", "color_mode"), "data_cache": ("data", "cache"),
     "batch_size": ("training", "batch_size"), "eval_batch_size": ("training", "eval_batch_size"),
     "num_epochs": ("training", "num_epochs"), "child_recipe": ("training", "recipe"),
     "child_optimizer": ("training", "optimizer"),
@@ -317,7 +352,7 @@ _CHILD_FLAGS = {  # flag -> default
     "child_num_layers": ChildConfig.num_layers, "child_num_cells": ChildConfig.num_nodes,
     "child_reduction_layers": "", "child_out_filters": ChildConfig.out_filters,
     "child_keep_prob": ChildConfig.keep_prob, "child_drop_path_keep_prob": ChildConfig.drop_path_keep_prob,
-    "child_use_aux_heads": ChildConfig.use_aux_heads,
+    "child_use_aux_heads": ChildConfig.use_aux_heads, "child_stem_stride": ChildConfig.stem_stride,
     **PrecisionPolicy.FLAG_DEFAULTS,
     "search_precisions": "",
 }
@@ -359,7 +394,7 @@ def default_output_dir(mode, dataset):
 
 
 def dataset_short_name(dataset):
-    """``mnist`` or ``cifar`` (for folder names)."""
+    """``mnist``, ``cifar``, ``folder`` ... (for folder names)."""
     return "cifar" if dataset == "cifar10" else dataset
 
 
@@ -404,7 +439,7 @@ def _check_mode(mode):
 
 def _check_dataset(dataset):
     if dataset not in DATASETS:
-        raise ConfigError(f"unknown dataset {dataset!r}: use one of {', '.join(DATASETS)}")
+        raise ConfigError(f"unknown dataset {dataset!r}: use one of auto, {', '.join(DATASETS)}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -470,7 +505,7 @@ class RunConfig:
         child = ChildConfig(
             num_layers=s["child_num_layers"], num_nodes=num_nodes, out_filters=s["child_out_filters"],
             keep_prob=s["child_keep_prob"], drop_path_keep_prob=s["child_drop_path_keep_prob"],
-            use_aux_heads=s["child_use_aux_heads"],
+            use_aux_heads=s["child_use_aux_heads"], stem_stride=s["child_stem_stride"],
             reduction_layers=parse_layer_list(s["child_reduction_layers"]),
             policy=PrecisionPolicy.from_settings(s),
             search_precisions=parse_precision_list(s.get("search_precisions", "")),
@@ -491,7 +526,7 @@ class RunConfig:
             "child_reduction_layers": ",".join(str(r) for r in c.reduction_layers),
             "child_out_filters": c.out_filters, "child_keep_prob": c.keep_prob,
             "child_drop_path_keep_prob": c.drop_path_keep_prob, "child_use_aux_heads": c.use_aux_heads,
-            **c.policy.to_settings(),
+            "child_stem_stride": c.stem_stride, **c.policy.to_settings(),
         })
         if self.mode == "train":
             s["child_fixed_arc"] = self.fixed_arc
@@ -539,11 +574,22 @@ class RunConfig:
             "out_filters": self.child.out_filters, "use_aux_heads": self.child.use_aux_heads,
             "optimizer": self.training.optimizer, "reduction_layers": list(self.child.reduction_layers),
         }
+        c = self.child
+        if c.image_shape and (BUILTIN_SHAPES.get(self.dataset) != c.image_shape or c.num_classes != 10):
+            identity.update(image_shape=list(c.image_shape), num_classes=c.num_classes)  # not on MNIST / CIFAR-10:
+        if c.stem_stride:                                                               # older folders stay resumable
+            identity["stem_stride"] = c.stem_stride
         if self.mode == "search":
             identity.update(controller_type=self.controller.type, seed=self.output.seed)
             if self.child.search_precisions:  # absent otherwise: older run folders stay resumable
                 identity["search_precisions"] = list(self.child.search_precisions)
         return identity
+
+    def with_data(self, data):
+        """A copy whose child fits ``data`` (a :class:`~enas.data.data_common.DataSplits`): its image
+        shape, class count and training statistics (the network's input normalisation)."""
+        child = self.child.for_data(data.image_shape, data.num_classes, data.mean, data.std)
+        return dataclasses.replace(self, child=child)
 
     def replace(self, **sections):
         """A copy with some sections (or ``fixed_arc``) replaced; fields of a section by dict:

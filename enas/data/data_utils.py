@@ -3,15 +3,18 @@
 Conventions shared by every loader:
 
 * ``read_*`` functions return the official splits as raw ``uint8`` arrays in the official order.
-* ``load_*`` functions return a :class:`DataSplits`: images ``float32`` NHWC, labels ``int32``.
+* ``load_*`` functions return a :class:`DataSplits`: raw images (``uint8`` NHWC), labels ``int32``.
   The validation split is the LAST ``num_valid`` examples of the official training set (as ENAS
   does); ``num_valid=0`` gives an empty validation split (final training on all training data).
   ``max_train`` / ``max_test`` keep only the FIRST N examples of the official train / test sets;
   ``max_train`` applies BEFORE the validation split is carved, so validation still comes from the
   end of the (shortened) training set.
-* Normalisation: ``x / 255``, then per-channel mean/std of the TRAINING split only, applied to the
-  train, valid and test splits alike (the original code normalised each split by its own
-  statistics, leaking test statistics and shifting the splits against each other).
+* Normalisation: the per-channel mean/std of the TRAINING split only (the original code
+  normalised each split by its own statistics, leaking test statistics and shifting the splits
+  against each other), applied by the network's first layer, so the pipeline feeds raw values
+  and exported models take raw pixels.
+
+Other sources (image folders, ``.npz`` files, arrays): :mod:`enas.data.sources`.
 
 Every user-fixable problem raises :class:`enas.errors.DataError` with a one-line message.
 """
@@ -31,7 +34,7 @@ from enas.data.data_common import (  # noqa: F401  (re-exported: the loaders' sh
     _is_int,
     limit_examples,
     short_reason,
-    split_and_normalise,
+    make_splits,
     try_download,
 )
 from enas.data.data_utils_cifar import load_cifar10
@@ -157,7 +160,7 @@ def read_mnist(data_path, download=True):
 
 
 def load_mnist(data_path, num_valid=5000, download=True, max_train=None, max_test=None):
-    """MNIST as :class:`DataSplits` with images float32 (N, 28, 28, 1).
+    """MNIST as :class:`DataSplits` with raw uint8 images (N, 28, 28, 1).
 
     ``max_train`` / ``max_test`` keep the first N official train / test examples; ``max_train``
     applies before the last ``num_valid`` training examples are carved off as validation.
@@ -165,7 +168,8 @@ def load_mnist(data_path, num_valid=5000, download=True, max_train=None, max_tes
     (x_tr, y_tr), (x_te, y_te) = read_mnist(data_path, download=download)
     x_tr, y_tr = limit_examples(x_tr, y_tr, max_train, "max_train")
     x_te, y_te = limit_examples(x_te, y_te, max_test, "max_test")
-    return split_and_normalise(x_tr[..., None], y_tr, x_te[..., None], y_te, num_valid, "mnist")
+    return make_splits((x_tr[..., None], y_tr), (x_te[..., None], y_te), num_valid, "mnist", stratified=False,
+                       num_classes=10, description=f"MNIST in {data_path}")
 
 
 def load_dataset(name, data_path, num_valid=5000, **kw) -> DataSplits:
@@ -183,16 +187,21 @@ def load_dataset(name, data_path, num_valid=5000, **kw) -> DataSplits:
 # --------------------------------------------------------------------------------------------
 
 
-def _augment_fn(shape, pad: int, cutout_size: int | None):
+def _augment_fn(shape, pad: int, cutout_size: int | None, fill=None):
     """Per-image ENAS-style augmentation driven by one random int64 ``key`` per element.
 
-    All randomness comes from ``tf.random.stateless_*`` ops seeded with ``[key, k]``, so the
-    result depends only on the key stream (see :func:`make_dataset`), not on thread scheduling.
+    Works on raw float32 images (H, W, C); padding and the cutout square take ``fill`` (C,), the
+    training mean, so they read as 0 after the network's input normalisation (as ENAS pads its
+    normalised images with zeros). All randomness comes from ``tf.random.stateless_*`` ops seeded
+    with ``[key, k]``, so the result depends only on the key stream (see :func:`make_dataset`),
+    not on thread scheduling.
     """
     h, w, c = shape
+    fill = tf.zeros([c], tf.float32) if fill is None else tf.constant(np.asarray(fill, np.float32).reshape(c))
 
     def fn(xy, key):
         image, label = xy
+        image = tf.cast(image, tf.float32) - fill  # 0 = the mean while padding and cutting out
         key = tf.cast(key, tf.int64)
 
         def seed(k):
@@ -206,7 +215,7 @@ def _augment_fn(shape, pad: int, cutout_size: int | None):
             image = tf.where(flip, tf.reverse(image, axis=[1]), image)
         if cutout_size:
             # As ENAS: a cutout_size square whose top-left corner is uniform over the image,
-            # clipped at the bottom/right border, is set to 0.
+            # clipped at the bottom/right border, is set to the mean.
             r0 = tf.random.stateless_uniform([], seed(3), 0, h, dtype=tf.int32)
             c0 = tf.random.stateless_uniform([], seed(4), 0, w, dtype=tf.int32)
             rows, cols = tf.range(h), tf.range(w)
@@ -214,27 +223,51 @@ def _augment_fn(shape, pad: int, cutout_size: int | None):
             in_c = (cols >= c0) & (cols < c0 + cutout_size)
             mask = tf.logical_and(in_r[:, None], in_c[None, :])[:, :, None]
             image = tf.where(mask, tf.zeros_like(image), image)
-        return tf.ensure_shape(image, [h, w, c]), label
+        return tf.ensure_shape(image + fill, [h, w, c]), label
 
     return fn
 
 
+def _check_batching(batch_size, cutout_size):
+    if not _is_int(batch_size) or batch_size < 1:
+        raise DataError(f"batch_size={batch_size!r} is invalid: pass a positive integer.")
+    if cutout_size is not None and (not _is_int(cutout_size) or cutout_size < 0):
+        raise DataError(f"cutout_size={cutout_size!r} is invalid: pass a positive integer or None.")
+
+
+def _finish(ds, shape, batch_size, training, augment, cutout_size, seed, drop_remainder, fill):
+    """Augment (training), batch, cast to float32 and prefetch an unbatched ``(image, label)``
+    dataset whose order is already final."""
+    if drop_remainder is None:
+        drop_remainder = bool(training)
+    if training and (augment or cutout_size):
+        keys = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+        fn = _augment_fn(shape, 4 if augment else 0, cutout_size or None, fill)
+        ds = tf.data.Dataset.zip((ds, keys)).map(fn, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = ds.batch(int(batch_size), drop_remainder=drop_remainder)
+    ds = ds.map(lambda x, y: (tf.cast(x, tf.float32), y))
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
 def make_dataset(x, y, batch_size, *, training, augment=False, cutout_size=None, seed=None,
-                 drop_remainder=None) -> tf.data.Dataset:
+                 drop_remainder=None, fill=None) -> tf.data.Dataset:
     """A batched tf.data pipeline over in-memory arrays.
 
     Args:
-        x: float32 (N, H, W, C) normalised images.
+        x: raw images (N, H, W, C), uint8 or float; held as given (no float32 copy of a uint8
+            array), cast to float32 batch by batch.
         y: integer (N,) labels.
         batch_size: examples per batch.
         training: True -> shuffle (buffer N, reshuffled every epoch) and optional augmentation;
             False -> original order, no augmentation.
-        augment: (training only) ENAS-style: zero-pad 4, random crop back to HxW, random
-            horizontal flip. Meant for CIFAR-10 (flipping digits is not label-preserving).
-        cutout_size: (training only) if set, a random cutout_size x cutout_size square is zeroed.
+        augment: (training only) ENAS-style: pad 4, random crop back to HxW, random horizontal
+            flip. Meant for natural images (flipping digits is not label-preserving).
+        cutout_size: (training only) if set, a random cutout_size x cutout_size square is set to
+            ``fill``.
         seed: makes shuffling and augmentation deterministic: two pipelines built with the same
             seed yield the same batches, epoch after epoch. ``None`` -> nondeterministic.
         drop_remainder: drop the last partial batch; default True for training, False otherwise.
+        fill: (C,) the value of padding and cutout (the training mean; default 0).
 
     Determinism: shuffling uses ``Dataset.shuffle(seed=seed)``; augmentation draws one int64 key
     per element from ``tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)``
@@ -244,26 +277,46 @@ def make_dataset(x, y, batch_size, *, training, augment=False, cutout_size=None,
     Returns:
         Dataset of ``(images float32 (B, H, W, C), labels int32 (B,))``, prefetched.
     """
-    x = np.asarray(x, dtype=np.float32)
+    x = np.asarray(x)
+    if x.dtype != np.uint8:
+        x = x.astype(np.float32, copy=False)
     y = np.asarray(y).reshape(-1).astype(np.int32)
     if x.ndim != 4 or len(x) != len(y):
         raise ValueError(f"make_dataset: x must be (N, H, W, C) with len(y) == N, got {x.shape}, "
                          f"{y.shape}")
-    if not _is_int(batch_size) or batch_size < 1:
-        raise DataError(f"batch_size={batch_size!r} is invalid: pass a positive integer.")
-    if cutout_size is not None and (not _is_int(cutout_size) or cutout_size < 0):
-        raise DataError(f"cutout_size={cutout_size!r} is invalid: pass a positive integer or None.")
-    if drop_remainder is None:
-        drop_remainder = bool(training)
-
+    _check_batching(batch_size, cutout_size)
     ds = tf.data.Dataset.from_tensor_slices((x, y))
     if training:
         ds = ds.shuffle(max(len(x), 1), seed=seed, reshuffle_each_iteration=True)
-        if augment or cutout_size:
-            keys = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
-            fn = _augment_fn(x.shape[1:], 4 if augment else 0, cutout_size or None)
-            ds = tf.data.Dataset.zip((ds, keys)).map(
-                fn, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
-            )
-    ds = ds.batch(int(batch_size), drop_remainder=drop_remainder)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    return _finish(ds, x.shape[1:], batch_size, training, augment, cutout_size, seed, drop_remainder, fill)
+
+
+def split_dataset(data: DataSplits, split, batch_size, *, training=False, augment=False, cutout_size=None,
+                  seed=None, drop_remainder=None, cache="") -> tf.data.Dataset:
+    """The batched pipeline of ``data``'s ``split`` ("train", "valid", "test"): :func:`make_dataset`
+    for images in memory, decoded from files (:func:`enas.data.image_folder.file_dataset`, with
+    ``cache``) otherwise; augmentation fills with the training mean. Same batches for the same
+    seed either way."""
+    part = data.split(split)
+    if part.in_memory:
+        return make_dataset(part.images, part.labels, batch_size, training=training, augment=augment,
+                            cutout_size=cutout_size, seed=seed, drop_remainder=drop_remainder, fill=data.mean)
+    from enas.data.image_folder import file_dataset
+
+    _check_batching(batch_size, cutout_size)
+    ds = file_dataset(part, data.image_shape, data.resize, shuffle_seed=seed, training=training, cache=cache)
+    return _finish(ds, data.image_shape, batch_size, training, augment, cutout_size, seed, drop_remainder,
+                   data.mean)
+
+
+def split_arrays(data: DataSplits, split, limit=None):
+    """``(images, labels)`` of the first ``limit`` examples of a split as arrays (decoded from
+    files for a streamed split): for checks and calibration, not for training."""
+    part = data.split(split)
+    count = len(part) if limit is None else min(int(limit), len(part))
+    if part.in_memory:
+        return part.images[:count], part.labels[:count]
+    images = [image for image, _ in split_dataset(data, split, 256).unbatch().take(count).as_numpy_iterator()]
+    shape = (0,) + tuple(data.image_shape)
+    x = np.stack(images).astype(np.uint8) if images else np.zeros(shape, np.uint8)
+    return x, part.labels[:count]

@@ -22,7 +22,7 @@ from enas.data.data_common import (
     DataSplits,
     limit_examples,
     short_reason,
-    split_and_normalise,
+    make_splits,
     try_download,
 )
 from enas.errors import DataError
@@ -159,7 +159,7 @@ def read_cifar10(data_path, download=True):
 
 def load_cifar10(data_path, num_valid=5000, download=True, max_train=None,
                  max_test=None) -> DataSplits:
-    """CIFAR-10 as :class:`DataSplits` with images float32 (N, 32, 32, 3).
+    """CIFAR-10 as :class:`DataSplits` with raw uint8 images (N, 32, 32, 3).
 
     ``max_train`` / ``max_test`` keep the first N official train / test examples; ``max_train``
     applies before the last ``num_valid`` training examples are carved off as validation.
@@ -167,4 +167,5 @@ def load_cifar10(data_path, num_valid=5000, download=True, max_train=None,
     (x_tr, y_tr), (x_te, y_te) = read_cifar10(data_path, download=download)
     x_tr, y_tr = limit_examples(x_tr, y_tr, max_train, "max_train")
     x_te, y_te = limit_examples(x_te, y_te, max_test, "max_test")
-    return split_and_normalise(x_tr, y_tr, x_te, y_te, num_valid, "cifar10")
+    return make_splits((x_tr, y_tr), (x_te, y_te), num_valid, "cifar10", stratified=False, num_classes=10,
+                       description=f"CIFAR-10 in {data_path}")

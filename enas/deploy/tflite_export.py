@@ -11,9 +11,13 @@ which changes no output), and
 operators are allowed (no Flex ops): a layer that needs anything else is a one-line
 :class:`TFLiteExportError` naming the layer.
 
-``int8=True``: full-integer post-training quantization (every operator int8, calibrated on
-``representative`` images of the run's training split); the input and output are int8 or float32
-(``io``). Weights are quantized per output channel with the scale ``max |w_c| / 127``, so the
+The file's input is what the network takes: raw values (0-255 pixels for image data), the
+normalisation being the network's first layer. ``int8=True``: full-integer post-training
+quantization (every operator int8, calibrated on ``representative`` raw images of the run's
+training split); the input and output are float32, int8 or uint8 (``io``). For uint8 pixel data
+the calibration also sees an all-0 and an all-255 image, which pins the input's quantization to
+scale 1: a ``uint8`` input is the raw pixel bytes (zero point 0) and an ``int8`` input is the
+pixel minus 128 (zero point -128); :func:`convert` checks it. Weights are quantized per output channel with the scale ``max |w_c| / 127``, so the
 levels of binary (``{-1, +1}``, or ``+-alpha_c``) and ternary (``{-a, 0, +a}``) kernels land on
 int8 exactly (``+-127`` and 0; :func:`int8_weight_levels`); k-bit levels ``j / 2^(k-1)`` land on
 the nearest of 127 steps of their channel's largest level ``j_max``, exact only where ``j_max``
@@ -40,7 +44,7 @@ from enas.errors import UserError
 from enas.run.atomic import atomic_write
 from quantize.base import saturated_inputs
 
-IO_TYPES = ("float", "int8")
+IO_TYPES = ("float", "int8", "uint8")
 
 
 class TFLiteExportError(UserError):
@@ -86,10 +90,11 @@ def write_saved_model(model, folder):
     archive.write_out(folder, verbose=False)
 
 
-def convert(model, int8=False, representative=None, io="float"):
+def convert(model, int8=False, representative=None, io="float", pixels=None):
     """The ``.tflite`` bytes of ``model`` (see the module docstring): float, or with ``int8``
     full-integer int8 calibrated on ``representative`` (float32 images ``(N, H, W, C)``), input
-    and output ``io`` (``"float"`` or ``"int8"``). Raises :class:`TFLiteExportError` naming the
+    and output ``io`` (``"float"``, ``"int8"`` or ``"uint8"``); ``pixels="uint8"`` (raw image bytes)
+    pins the input scale to 1 (see the module docstring). Raises :class:`TFLiteExportError` naming the
     layer TensorFlow Lite cannot convert."""
     import tensorflow as tf
 
@@ -101,18 +106,34 @@ def convert(model, int8=False, representative=None, io="float"):
         write_saved_model(model, folder)
         converter = tf.lite.TFLiteConverter.from_saved_model(folder, signature_keys=["serve"])
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        if io != "float" and not int8:
+            raise TFLiteExportError(f"--tflite_io {io} needs --int8 (a float file has float input and output)")
         if int8:
             images = np.asarray(representative, np.float32)
+            if pixels == "uint8":  # the full byte range: input scale 1, zero point -128 (int8) / 0 (uint8)
+                images = np.concatenate([images, np.zeros_like(images[:1]), np.full_like(images[:1], 255.0)])
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
             converter.representative_dataset = lambda: ([image[None]] for image in images)
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-            io_type = tf.int8 if io == "int8" else tf.float32
+            io_type = {"int8": tf.int8, "uint8": tf.uint8}.get(io, tf.float32)
             converter.inference_input_type = converter.inference_output_type = io_type
         try:
             with _converter_diagnostics_off():
-                return converter.convert()
+                blob = converter.convert()
         except Exception as e:  # noqa: BLE001 - the converter raises several kinds; all mean the same here
             raise TFLiteExportError(describe_failure(str(e))) from None
+    if int8 and io != "float" and pixels == "uint8":
+        scale, zero = input_quantization(blob)
+        if abs(scale - 1.0) > 1e-6 or zero != (0 if io == "uint8" else -128):
+            raise AssertionError(f"the {io} input is not the raw pixels: scale {scale}, zero point {zero}")
+    return blob
+
+
+def input_quantization(blob):
+    """``(scale, zero_point)`` of the file's input (``(0.0, 0)`` for a float input)."""
+    detail = interpreter(blob).get_input_details()[0]
+    scale, zero = detail["quantization"]
+    return float(scale), int(zero)
 
 
 @contextlib.contextmanager
@@ -186,17 +207,19 @@ def interpreter(blob, threads=None):
 
 
 def predict(blob, images, threads=None):
-    """``(predicted classes [N], seconds per image [N])`` of the ``.tflite`` bytes on float32
-    ``images`` ``(N, H, W, C)``, one image per invocation (int8 inputs quantized with the file's
-    input scale and zero point)."""
+    """``(predicted classes [N], seconds per image [N])`` of the ``.tflite`` bytes on raw ``images``
+    ``(N, H, W, C)`` (the values the network takes), one image per invocation (an int8 or uint8
+    input quantized with the file's scale and zero point: for pixel data exported with
+    ``pixels="uint8"``, the bytes themselves, or minus 128)."""
     runner = interpreter(blob, threads)
     source, target = runner.get_input_details()[0], runner.get_output_details()[0]
     classes, seconds = [], []
     for image in np.asarray(images, np.float32):
         value = image[None]
-        if source["dtype"] == np.int8:
+        if source["dtype"] in (np.int8, np.uint8):
             scale, zero = source["quantization"]
-            value = np.clip(np.round(value / scale + zero), -128, 127).astype(np.int8)
+            info = np.iinfo(source["dtype"])
+            value = np.clip(np.round(value / scale + zero), info.min, info.max).astype(source["dtype"])
         runner.set_tensor(source["index"], value)
         start = time.perf_counter()
         runner.invoke()

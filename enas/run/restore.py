@@ -15,7 +15,7 @@ from enas.child.micro_child import MicroChild
 from enas.config.child_config import ChildConfig
 from enas.config.run_config import RunConfig
 from enas.cost.model_summary import dataset_image_shape
-from enas.errors import CheckpointError, ConfigError
+from enas.errors import CheckpointError, ConfigError, DataError
 from enas.run import run_dir
 from enas.run.run_dir import CONFIG_FILE
 from enas.space.precision import Precision, PrecisionPolicy
@@ -38,10 +38,32 @@ def policy_from_description(text):
     return policy
 
 
-def restore_run(output_dir):
+def with_input_statistics(child, config, dataset, data_path=""):
+    """``child`` with the input statistics of its run's training data, for runs recorded before
+    the network held them (it then took images normalised by the data pipeline): the data is read
+    again (``data_path``, else the run's own) and its training split measured, as that run did."""
+    from enas.data import sources
+
+    if config is not None:
+        d = config.data
+        data = sources.load_source(dataset, data_path or d.data_path, num_valid=d.num_valid,
+                                   image_size=d.image_size_tuple(), color_mode=d.color_mode,
+                                   max_train=d.max_train_examples or None, max_test=1, download=False)
+    else:
+        data = sources.load_source(dataset, data_path or f"./data/{dataset}", num_valid=5000, max_test=1,
+                                   download=False)
+    return child.for_data(data.image_shape, data.num_classes, data.mean, data.std)
+
+
+def restore_run(output_dir, data_path=""):
     """Rebuild the fixed child of a ``train_arc_*.py`` run in ``output_dir`` and restore its
     latest checkpoint. Returns ``(model, record, checkpoint_path)``, ``record`` being the run's
     ``config.json`` (its ``arc`` and ``precision`` at the top level).
+
+    The network takes raw pixels: its input statistics are in the recorded configuration; a run
+    recorded before they were gets them from its training data again (``data_path``, else the
+    run's own folder; :func:`with_input_statistics`), and a :class:`~enas.errors.DataError` says so
+    when that data is missing.
 
     The network comes from the recorded configuration (``"config"``); a run folder written
     before whole configurations were recorded has only the network's identity (dataset, arc,
@@ -63,12 +85,15 @@ def restore_run(output_dir):
     if not isinstance(record, dict) or not record.get("arc"):
         raise CheckpointError(f"{output_dir!r} holds a search run, not a fixed architecture; "
                               "export a train_arc_*.py run")
+    if run_dir.Checkpoints.latest(output_dir) is None:
+        raise CheckpointError(f"{output_dir!r} has no checkpoint yet; train at least one epoch first")
     try:
+        run_config = None
         if "config" in record:
             run_config = RunConfig.from_json(record["config"])
             dataset, child, arc = run_config.dataset, run_config.child, run_config.fixed_arc
         else:  # written before the whole configuration was recorded
-            dataset, arc = record.get("dataset"), record["arc"]
+            dataset, arc = record.get("dataset", "mnist"), record["arc"]
             child = ChildConfig(
                 num_layers=record["num_layers"], num_nodes=record["num_cells"],
                 out_filters=record["out_filters"], use_aux_heads=record["use_aux_heads"],
@@ -76,7 +101,13 @@ def restore_run(output_dir):
                 reduction_layers=(None if record.get("reduction_layers") is None
                                   else tuple(record["reduction_layers"])),
             )
-        model = MicroChild(child, fixed_arc=arc).build_for(dataset_image_shape(dataset))
+        if not child.input_mean:  # recorded before the network normalised its input
+            try:
+                child = with_input_statistics(child, run_config, dataset, data_path)
+            except DataError as e:
+                raise DataError(f"{output_dir!r} was trained before networks stored their input statistics, so they "
+                                f"are measured on its training data again, which failed: {e}") from None
+        model = MicroChild(child, fixed_arc=arc).build_for(child.image_shape or dataset_image_shape(dataset))
     except (KeyError, TypeError, ValueError, ConfigError) as e:
         reason = str(e) if not isinstance(e, KeyError) else f"missing {e}"
         raise CheckpointError(f"cannot rebuild the network of {config_path} ({reason})") from None

@@ -155,6 +155,11 @@ class Checkpoints:
         self.checkpoint = tf.train.Checkpoint(**trackables)
         self.manager = tf.train.CheckpointManager(self.checkpoint, output_dir, max_to_keep=max_to_keep)
 
+    @staticmethod
+    def latest(output_dir):
+        """The path of the newest checkpoint in ``output_dir``, or ``None``."""
+        return tf.train.latest_checkpoint(output_dir)
+
     def restore_latest(self, partial=False, directory=None):
         """Restore the newest checkpoint (of ``directory`` when given: a multi-worker run's
         other workers read the chief's); return its path, or ``None`` when there is none.

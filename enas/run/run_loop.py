@@ -42,7 +42,7 @@ from enas.child.child_trainer import (
     learning_rate_schedule,
     make_optimizer,
 )
-from enas.data import data_utils
+from enas.data import data_utils, sources
 from enas.errors import UserError
 from enas.run import distribute, log_format, run_dir
 from enas.run.summaries import RunSummaries
@@ -97,10 +97,23 @@ class Task:
 
 
 def load_data(config):
-    """The run's :class:`~enas.data.data_utils.DataSplits`."""
+    """The run's :class:`~enas.data.data_common.DataSplits` (any source, :mod:`enas.data.sources`)."""
     d = config.data
-    return data_utils.load_dataset(config.dataset, d.data_path, num_valid=d.num_valid,
-                                   max_train=d.max_train_examples or None, max_test=d.max_test_examples or None)
+    return sources.load_source(config.dataset, d.data_path, num_valid=d.num_valid, image_size=d.image_size_tuple(),
+                               color_mode=d.color_mode, max_train=d.max_train_examples or None,
+                               max_test=d.max_test_examples or None)
+
+
+def describe_data(config, data):
+    """``"<dataset> (N train, V valid, T test)"`` and, for other data than the original's MNIST and
+    CIFAR-10, the image shape, classes, stem stride and source."""
+    h, w, c = data.image_shape
+    text = f"{config.dataset} ({len(data.train)} train, {len(data.valid)} valid, {len(data.test)} test)"
+    if config.dataset in ("mnist", "cifar10") and not config.data.image_size and config.data.color_mode == "auto":
+        return text
+    stride = config.child.stride_for(data.image_shape)
+    return (f"{text}; {h}x{w}x{c} images, {data.num_classes} classes, stem stride {stride}"
+            f"{' (auto)' if not config.child.stem_stride else ''}; {data.description}")
 
 
 def training_options(config):
@@ -143,7 +156,7 @@ class Loop:
         self.config, self.data, self.trainer, self.log = config, data, trainer, log
         self.strategy = strategy
         self.start = time.time()
-        self.steps_per_epoch = config.training.steps_per_epoch(len(data.x_train))
+        self.steps_per_epoch = config.training.steps_per_epoch(len(data.train))
         self.summaries = RunSummaries(config.output.output_dir)
         self.progbar = None
         self.accuracies = {}  # of the last evaluation in this process
@@ -160,15 +173,15 @@ class Loop:
         if sys.stdout.isatty():
             self.progbar = keras.utils.Progbar(self.steps_per_epoch, stateful_metrics=["loss", "lr"])
         d = self.config.data
-        return replicas.distribute_dataset(self.strategy, data_utils.make_dataset(
-            self.data.x_train, self.data.y_train, self.config.training.batch_size, training=True,
+        return replicas.distribute_dataset(self.strategy, data_utils.split_dataset(
+            self.data, "train", self.config.training.batch_size, training=True,
             augment=d.augment, cutout_size=d.cutout_size or None, seed=self.config.output.seed * 1000 + epoch,
+            cache=d.cache,
         ))
 
     def eval_dataset(self, split):
-        x, y = (self.data.x_valid, self.data.y_valid) if split == "valid" else (self.data.x_test, self.data.y_test)
-        return replicas.distribute_dataset(
-            self.strategy, data_utils.make_dataset(x, y, self.config.training.eval_batch_size, training=False))
+        return replicas.distribute_dataset(self.strategy, data_utils.split_dataset(
+            self.data, split, self.config.training.eval_batch_size, training=False))
 
     def scope(self):
         """The strategy's scope (to change replicated variables outside the steps), or none."""
@@ -196,7 +209,7 @@ class Loop:
         """Accuracy on each split (an empty validation split is skipped), logged as the original."""
         accuracies, step = {}, self.step()
         for split in splits:
-            if split == "valid" and len(self.data.x_valid) == 0:
+            if len(self.data.split(split)) == 0:  # no validation split, or a folder without test/
                 continue
             correct, total = self.trainer.evaluate(self.eval_dataset(split), arc)
             self.log("\n".join(log_format.eval_block(step, split, correct, total)))
@@ -207,20 +220,23 @@ class Loop:
         return accuracies
 
 
-def run(config, task, log=None, strategy=None, echo=True):
+def run(config, task, log=None, strategy=None, echo=True, data=None):
     """Run ``task`` with ``config`` (a :class:`enas.config.run_config.RunConfig`); returns
     ``task.finish(loop)`` plus ``epochs`` (the epochs completed). The log goes to stdout and the
     run folder's ``stdout`` file (only the file with ``echo=False``) unless ``log`` is given.
-    ``strategy``: a ``tf.distribute`` strategy to run under instead of ``config.distribute``'s."""
+    ``strategy``: a ``tf.distribute`` strategy to run under instead of ``config.distribute``'s.
+    ``data``: a :class:`~enas.data.data_common.DataSplits` to use instead of reading
+    ``config.data`` (arrays or ``tf.data`` from Python, :mod:`enas.data.sources`)."""
     if strategy is None:  # first: a CPU split or a cluster must be set up before TensorFlow runs
         strategy = distribute.make_strategy(config.distribute)
     worker = distribute.Worker(strategy, config.output.output_dir)
     fresh_start = config.output.reset_output_dir
+    data = load_data(config) if data is None else data
+    config = config.with_data(data)  # the network's input: shape, classes, normalisation
     if not worker.is_chief:  # the chief checks and writes the run folder; the others only read it
         if not fresh_start:
             run_dir.check_identity(worker.read_dir, config)
         config = config.replace(output={"output_dir": worker.write_dir, "reset_output_dir": True})
-    data = load_data(config)
     keras.utils.set_random_seed(config.output.seed)
     # No scope without a strategy: even the default strategy's scope changes Keras' initial
     # weights for the same seed, and runs must stay reproducible across versions.

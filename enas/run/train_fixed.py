@@ -22,15 +22,15 @@ class FixedTraining(run_loop.Task):
 
     def build(self, config, data):
         self.model = MicroChild(config.child, fixed_arc=config.fixed_arc).build_for(data.image_shape)
+        check_arc_fits(self.model, config)
         self.teacher = load_teacher(config, data) if config.training.teacher_dir else None
-        self.trainer = run_loop.make_child_trainer(config, self.model, len(data.x_train), search_mode=False,
+        self.trainer = run_loop.make_child_trainer(config, self.model, len(data.train), search_mode=False,
                                                    teacher=self.teacher)
 
     def header(self, config, data):
         return [
             f"Training architecture: {self.model.fixed_arc}",
-            f"Dataset: {config.dataset} ({len(data.x_train)} train, {len(data.x_valid)} valid, "
-            f"{len(data.x_test)} test)",
+            f"Dataset: {run_loop.describe_data(config, data)}",
             f"Precision: {config.child.policy.describe()}",
             f"Parameters: {self.model.count_params_used()}",
         ] + run_loop.training_options(config) + (
@@ -68,16 +68,35 @@ def load_teacher(config, data):
     teacher_dir = config.training.teacher_dir
     teacher, record, _ = restore_run(teacher_dir)
     dataset = (record.get("config") or {}).get("dataset", record.get("dataset"))
-    if dataset != config.dataset or teacher.config.num_classes != config.child.num_classes:
-        raise CheckpointError(f"--child_teacher_dir {teacher_dir!r} is a network for {dataset}, not for "
-                              f"{config.dataset}; pass a train_arc run on the same dataset")
+    shape = tuple(teacher.input_image_shape)
+    if dataset != config.dataset or teacher.config.num_classes != config.child.num_classes or \
+            shape != tuple(data.image_shape):
+        raise CheckpointError(f"--child_teacher_dir {teacher_dir!r} is a network for {dataset} ({teacher.config.num_classes} "
+                              f"classes, {'x'.join(map(str, shape))} images), not for {config.dataset} "
+                              f"({config.child.num_classes} classes, {'x'.join(map(str, data.image_shape))}); "
+                              "pass a train_arc run on the same data")
     teacher.trainable = False
     return teacher
 
 
-def run(config, dataset=None, log=None, echo=True):
+def check_arc_fits(model, config):
+    """Raise :class:`~enas.errors.ArcError` (one line) when the input is too small for the
+    architecture's reductions (every reduction halves the image; the last needs at least 1x1)."""
+    from enas.errors import ArcError
+
+    h, w = model.input_image_shape[:2]
+    stride = model.stem_stride * 2 ** len(config.child.reduction_layers)
+    if min(h, w) < stride:
+        raise ArcError(f"{h}x{w} images are too small for this network: its stem (stride {model.stem_stride}) and "
+                       f"{len(config.child.reduction_layers)} reductions divide them by {stride}; pass "
+                       "--child_stem_stride 1 or --image_size with larger sides")
+
+
+def run(config, dataset=None, log=None, echo=True, data=None):
     """Train the architecture of ``config`` (a :class:`RunConfig`, or a script's flat settings
-    with ``dataset``); returns a dict with ``arc``, ``model``, ``accuracies`` and ``epochs``."""
+    with ``dataset``); returns a dict with ``arc``, ``model``, ``accuracies`` and ``epochs``.
+    ``data``: a :class:`~enas.data.data_common.DataSplits` from Python (:mod:`enas.data.sources`:
+    ``from_arrays``, ``from_tf_dataset``) instead of ``config.data``'s files."""
     if not isinstance(config, RunConfig):
         config = RunConfig.from_settings(config, "train", dataset)
-    return run_loop.run(config, FixedTraining(), log=log, echo=echo)
+    return run_loop.run(config, FixedTraining(), log=log, echo=echo, data=data)

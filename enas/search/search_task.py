@@ -67,10 +67,10 @@ class RewardBatches:
     """Endless shuffled validation minibatches (no augmentation), read inside compiled code."""
 
     def __init__(self, data, batch_size, seed):
-        if len(data.x_valid) == 0:
+        if len(data.valid) == 0:
             raise ConfigError("architecture search needs a validation split: pass --num_valid > 0")
-        dataset = data_utils.make_dataset(
-            data.x_valid, data.y_valid, min(batch_size, len(data.x_valid)), training=True, seed=seed,
+        dataset = data_utils.split_dataset(
+            data, "valid", min(batch_size, len(data.valid)), training=True, seed=seed,
         ).repeat()
         self.iterator = iter(dataset)
 
@@ -109,7 +109,7 @@ class Search(run_loop.Task):
         self.config = config
         xla = config.training.xla
         self.model = MicroChild(config.child, static_shapes=xla).build_for(data.image_shape)
-        self.trainer = run_loop.make_child_trainer(config, self.model, len(data.x_train), search_mode=True)
+        self.trainer = run_loop.make_child_trainer(config, self.model, len(data.train), search_mode=True)
 
     def build_unreplicated(self, config, data):
         """The controller, its trainer and the reward, once per process (not replicated): every
@@ -144,8 +144,7 @@ class Search(run_loop.Task):
         c = config.child
         self.best = read_best(config.output.output_dir)
         return [
-            f"Architecture search on {config.dataset} ({len(data.x_train)} train, {len(data.x_valid)} valid, "
-            f"{len(data.x_test)} test)",
+            f"Architecture search on {run_loop.describe_data(config, data)}",
             f"Controller: {config.controller.type}; cells of {c.num_nodes} nodes; "
             f"{c.num_layers} layers + 2 reductions; {c.out_filters} filters",
             f"Precision: {c.policy.describe()}",
@@ -235,24 +234,26 @@ def final_pick(controller, trainer, loop, count, top, epoch, costing=None):
         if costing is not None:
             costing.annotate(item)
     best = ranked[0] if costing is None else costing.choose(ranked)
-    record_ = {"samples": count, "distinct": len(ranked), "valid_examples": len(loop.data.x_valid),
+    record_ = {"samples": count, "distinct": len(ranked), "valid_examples": len(loop.data.valid),
                "top": ranked[:top], "best": best, "ranked": ranked}
     atomic_write(os.path.join(loop.config.output.output_dir, FINAL_PICK), json.dumps(record_) + "\n")
     loop.log("-" * 80)
     loop.log(f"Final pick: {count} architectures sampled from the final controller ({len(ranked)} distinct), "
-             f"ranked by accuracy on the whole validation split ({len(loop.data.x_valid)} images)")
+             f"ranked by accuracy on the whole validation split ({len(loop.data.valid)} images)")
     for rank, item in enumerate(ranked[:top], start=1):
         text = f"val_acc = {item['val_acc']:<6.4f}" if costing is None else costing.text(item)
         loop.log(f"{rank}. {text}  arc = {item['arc']}")
     return record_
 
 
-def run(config, dataset=None, log=None, echo=True):
+def run(config, dataset=None, log=None, echo=True, data=None):
     """Search with ``config`` (a :class:`RunConfig`, or a script's flat settings with ``dataset``);
-    returns a dict with the best architecture (``best``), the ``final_pick`` record and ``epochs``."""
+    returns a dict with the best architecture (``best``), the ``final_pick`` record and ``epochs``.
+    ``data``: a :class:`~enas.data.data_common.DataSplits` from Python (:mod:`enas.data.sources`)
+    instead of ``config.data``'s files."""
     if not isinstance(config, RunConfig):
         config = RunConfig.from_settings(config, "search", dataset)
-    return run_loop.run(config, Search(), log=log, echo=echo)
+    return run_loop.run(config, Search(), log=log, echo=echo, data=data)
 
 
 def restore_shared_child(output_dir):
@@ -266,8 +267,9 @@ def restore_shared_child(output_dir):
     if config.mode != "search":
         raise ConfigError(f"{output_dir!r} holds a {config.mode} run, not a search")
     data = run_loop.load_data(config)
+    config = config.with_data(data)
     model = MicroChild(config.child, static_shapes=config.training.xla).build_for(data.image_shape)
-    trainer = run_loop.make_child_trainer(config, model, len(data.x_train), search_mode=True)
+    trainer = run_loop.make_child_trainer(config, model, len(data.train), search_mode=True)
     if run_dir.Checkpoints(output_dir, child=model).restore_latest(partial=True) is None:
         raise ConfigError(f"{output_dir!r} has no checkpoint of its search")
     return config, trainer, data

@@ -83,10 +83,16 @@ def from_settings(s):
         raise ConfigError(f"bad --study_seeds {s['study_seeds']!r}: give seeds such as '1,2'") from None
     study = StudyConfig(seeds=seeds, top_k=s["study_top_k"], train_epochs=s["train_epochs"])
     dataset = s["dataset"]
+    if dataset == "auto":  # what --data_path holds: an image folder, an .npz, MNIST or CIFAR-10
+        if not s["data_path"]:
+            raise ConfigError("--dataset auto needs --data_path (a folder of images, an .npz file, MNIST or CIFAR-10)")
+        from enas.data.formats import detect_source
+
+        dataset = detect_source(s["data_path"])
     search_settings = {k: v for k, v in s.items() if k not in STUDY_FLAGS}
     search_settings["data_path"] = s["data_path"] or f"./data/{dataset}"
     search_settings["output_dir"] = s["output_dir"] or f"./output-{dataset_short_name(dataset)}-study"
-    search = RunConfig.from_settings(search_settings, "search", s["dataset"])
+    search = RunConfig.from_settings(search_settings, "search", dataset)
     if search.distribute.distribution == "multi_worker":
         raise ConfigError("the study runs on one host (--distribution default or mirrored): its phases share one "
                           "folder; on a cluster run search_arc_*.py and train_arc_*.py with multi_worker instead")
@@ -182,8 +188,7 @@ class Study:
 
         def work():
             _, trainer, data = search_task.restore_shared_child(self.path("search_enas"))
-            dataset = data_utils.make_dataset(data.x_valid, data.y_valid, self.search.training.eval_batch_size,
-                                              training=False)
+            dataset = data_utils.split_dataset(data, "valid", self.search.training.eval_batch_size, training=False)
             child = self.search.child
             ranked = rank_architectures(trainer, dataset, arcs, trainer.model.space.precisions,
                                         child.policy.default.short_name())
