@@ -75,10 +75,13 @@ def test_load_mnist_shapes_and_dtypes(tmp_path):
     assert d.x_train.shape == (15, 28, 28, 1) and d.x_valid.shape == (5, 28, 28, 1)
     assert d.x_test.shape == (6, 28, 28, 1) and d.image_shape == (28, 28, 1)
     for x in (d.x_train, d.x_valid, d.x_test):
-        assert x.dtype == np.float32
+        assert x.dtype == np.uint8  # raw pixels: the network normalises its input
     for y in (d.y_train, d.y_valid, d.y_test):
         assert y.dtype == np.int32
     assert d.mean.shape == (1,) and d.std.shape == (1,) and d.mean.dtype == np.float32
+    assert d.std.dtype == np.float32 and d.pixels == "uint8" and d.class_names == tuple("0123456789")
+    # the split objects hold the same arrays, in memory
+    assert d.train.in_memory and d.train.images is d.x_train and d.test.labels is d.y_test
 
 
 @pytest.mark.parametrize("gz", [True, False])
@@ -159,23 +162,38 @@ def test_valid_split_is_last_examples(tmp_path):
     d = load_mnist(tmp_path, num_valid=8, download=False)
     np.testing.assert_array_equal(d.y_train, y_tr[:22])
     np.testing.assert_array_equal(d.y_valid, y_tr[22:])
-    restored = d.x_valid * d.std + d.mean  # undo normalisation -> x / 255
-    np.testing.assert_allclose(restored[..., 0], x_tr[22:] / 255.0, atol=1e-5)
+    # the images are the official bytes, unchanged and in the official order
+    np.testing.assert_array_equal(d.x_train[..., 0], x_tr[:22])
+    np.testing.assert_array_equal(d.x_valid[..., 0], x_tr[22:])
 
 
 def test_normalisation_uses_train_split_only(tmp_path):
+    """mean/std are the raw statistics of the TRAINING split alone (not of validation or test);
+    the network's InputNormalization with them makes the training split mean 0 / std 1 and leaves
+    the shifted validation and test splits where they are."""
+    from enas.child.common_ops import InputNormalization
+
     x = np.random.default_rng(0).integers(0, 128, size=(40, 28, 28), dtype=np.uint8)
     x[30:] = 255  # validation examples far from the train distribution
     y = np.arange(40, dtype=np.uint8) % 10
     x_te = np.full((6, 28, 28), 255, np.uint8)
-    d = data_utils.split_and_normalise(x[..., None], y, x_te[..., None], y[:6], 10, "t")
-    assert abs(float(d.x_train.mean())) < 1e-4
-    assert abs(float(d.x_train.std()) - 1.0) < 1e-3
-    np.testing.assert_allclose(d.mean, [x[:30].mean() / 255.0], rtol=1e-5)
-    np.testing.assert_allclose(d.std, [(x[:30] / 255.0).std()], rtol=1e-5)
-    expected_valid = (1.0 - d.mean[0]) / d.std[0]
-    np.testing.assert_allclose(d.x_valid, expected_valid, rtol=1e-5)
-    np.testing.assert_allclose(d.x_test, expected_valid, rtol=1e-5)
+    d = data_common.make_splits((x[..., None], y), (x_te[..., None], y[:6]), 10, "t", stratified=False,
+                                num_classes=10)
+    np.testing.assert_array_equal(d.x_train[..., 0], x[:30])  # stored raw
+    assert d.x_train.dtype == np.uint8
+    # raw units (0-255), of x[:30] only: the whole set's mean would be far higher
+    np.testing.assert_allclose(d.mean, [x[:30].mean()], rtol=1e-5)
+    np.testing.assert_allclose(d.std, [x[:30].std()], rtol=1e-5)
+    assert d.mean[0] < 70 < x.mean()
+    norm = InputNormalization(d.mean, d.std)
+    train = np.asarray(norm(d.x_train))
+    assert train.dtype == np.float32
+    assert abs(float(train.mean())) < 1e-4
+    assert abs(float(train.std()) - 1.0) < 1e-3
+    expected_valid = (255.0 - d.mean[0]) / d.std[0]
+    assert expected_valid > 3  # far from 0: the held-out splits do not shift the statistics
+    np.testing.assert_allclose(np.asarray(norm(d.x_valid)), expected_valid, rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(norm(d.x_test)), expected_valid, rtol=1e-5)
 
 
 def test_num_valid_zero(tmp_path):
@@ -244,7 +262,14 @@ def test_cifar_tar_gz(tmp_path):
     assert (tmp_path / "cifar-10-batches-py" / "test_batch").is_file()
     d = load_cifar10(tmp_path, num_valid=5, download=False)  # now from the extracted folder
     assert d.x_train.shape == (10, 32, 32, 3) and d.x_valid.shape == (5, 32, 32, 3)
-    assert d.mean.shape == (3,) and np.allclose(d.x_train.mean(axis=(0, 1, 2)), 0, atol=1e-4)
+    assert d.x_train.dtype == np.uint8 and d.name == "cifar10" and d.image_shape == (32, 32, 3)
+    (x_tr, y_tr), _ = expected
+    np.testing.assert_array_equal(d.x_train, x_tr[:10])  # raw, validation = the last 5
+    np.testing.assert_array_equal(d.x_valid, x_tr[10:])
+    np.testing.assert_array_equal(d.y_valid, y_tr[10:])
+    assert d.mean.shape == (3,) and d.std.shape == (3,)
+    np.testing.assert_allclose(d.mean, x_tr[:10].mean(axis=(0, 1, 2)), rtol=1e-5)  # per channel, raw
+    np.testing.assert_allclose(d.std, x_tr[:10].std(axis=(0, 1, 2)), rtol=1e-5)
 
 
 def test_cifar_nhwc_layout(tmp_path):
@@ -387,6 +412,33 @@ def test_cutout_only():
     assert ((zeros >= 1) & (zeros <= 4)).all()  # a 2x2 square, possibly clipped at the border
 
 
+def test_raw_uint8_pipeline_casts_to_float32():
+    """make_dataset takes the raw uint8 images (no normalisation) and yields float32 batches of
+    exactly the same values."""
+    x = np.random.default_rng(2).integers(0, 256, size=(10, 6, 5, 1), dtype=np.uint8)
+    y = np.arange(10) % 3
+    xs = np.concatenate([b[0].numpy() for b in make_dataset(x, y, 4, training=False)])
+    assert xs.dtype == np.float32 and xs.shape == (10, 6, 5, 1)
+    np.testing.assert_array_equal(xs, x.astype(np.float32))
+
+
+def test_padding_and_cutout_fill_with_the_given_mean():
+    """Padding and cutout take ``fill`` (the training mean, raw): the value that reads as 0 after
+    the network's input normalisation, as ENAS's zeros in normalised space."""
+    x = np.full((8, 8, 8, 2), 200, np.uint8)
+    fill = [50.0, 90.0]
+    xa, _ = _first(make_dataset(x, np.zeros(8), 8, training=True, cutout_size=3, seed=0, fill=fill))
+    for c, value in enumerate(fill):
+        channel = xa[..., c]
+        assert set(np.unique(channel).tolist()) == {200.0, value}  # cutout squares hold the fill
+        cut = (channel == value).reshape(8, -1).sum(axis=1)
+        assert ((cut >= 1) & (cut <= 9)).all()
+    np.testing.assert_array_equal(xa[..., 0] == 50.0, xa[..., 1] == 90.0)  # one square for all channels
+    xp, _ = _first(make_dataset(x, np.zeros(8), 8, training=True, augment=True, seed=1, fill=fill))
+    assert set(np.unique(xp[..., 0]).tolist()) <= {200.0, 50.0} and (xp[..., 0] == 50.0).any()  # padded rim
+    assert not (xp == 0).any()
+
+
 # ------------------------------------------------------------------------------------ official
 
 
@@ -397,4 +449,8 @@ def test_official_mnist():
     assert d.x_test.shape == (500, 28, 28, 1)
     assert d.y_train[:10].tolist() == [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]
     assert d.y_test[:10].tolist() == [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]
-    assert abs(float(d.x_train.mean())) < 1e-4 and abs(float(d.x_train.std()) - 1) < 1e-3
+    assert d.x_train.dtype == np.uint8 and d.x_train.min() == 0 and d.x_train.max() == 255
+    # raw MNIST statistics (the well-known 0.1307 / 0.3081 of the full set, in 0-255 units)
+    np.testing.assert_allclose(d.mean, [d.x_train.mean()], rtol=1e-5)
+    np.testing.assert_allclose(d.std, [d.x_train.std()], rtol=1e-5)
+    assert 25 < d.mean[0] < 40 and 70 < d.std[0] < 85

@@ -183,10 +183,12 @@ def test_policy_from_run_description(policy):
 
 def make_run(tmp_path, quantization="binary"):
     """A run folder as train_arc_mnist.py leaves it before its first checkpoint (config.json
-    written by run_dir.prepare, as run_loop.run does) and its model."""
+    written by run_dir.prepare, as run_loop.run does) and its model. Like a real run's, the
+    recorded child holds the image shape, class count and training statistics of its data
+    (RunConfig.with_data), so restoring needs no MNIST files."""
     config = ChildConfig(num_layers=0, num_nodes=2, out_filters=4, keep_prob=0.9,
                          reduction_layers=(1,),  # not the default (0, 1): read from config.json
-                         policy=PrecisionPolicy.from_flags(quantization))
+                         policy=PrecisionPolicy.from_flags(quantization)).for_data((28, 28, 1), 10, [33.3], [78.6])
     model = randomize(MicroChild(config, fixed_arc=TINY_ARC).build_for((28, 28, 1)))
     run = tmp_path / "run"
     # prepare locks the folder for the run; a run releases the lock when it ends
@@ -301,7 +303,10 @@ def test_export_arc_from_run_checkpoint_and_refuses_partial_ones(tmp_path, capsy
     save_like_a_run(run, model)
     code, out, err = run_export([f"--output_dir={run}", f"--packed={tmp_path / 'm.qenas'}"], capsys)
     assert code == 0 and "predictions: yes" in out, err
-    np.testing.assert_array_equal(predict(load_packed(tmp_path / "m.qenas")), predict(model))
+    packed = load_packed(tmp_path / "m.qenas")
+    assert packed.config == model.config  # the input statistics travel with the network
+    assert packed.config.input_mean == (33.3,) and packed.config.input_std == (78.6,)
+    np.testing.assert_array_equal(predict(packed), predict(model))
 
     partial, model = make_run(tmp_path / "partial")
     manager = tf.train.CheckpointManager(tf.train.Checkpoint(model=model), str(partial), 1)

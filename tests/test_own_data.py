@@ -46,10 +46,9 @@ def raw_images(folder, split):
 def test_folder_search_train_export_uint8_tflite(folder, tmp_path, capsys):
     """search 1 epoch -> train the best architecture -> int8 TensorFlow Lite with uint8 input ->
     the file, given the raw image bytes, predicts what Keras predicts."""
-    import tensorflow as tf
-
     import export_arc
     from enas.cli.command import run_command
+    from enas.deploy import tflite_export
     from enas.run.restore import restore_run
 
     flags = [f"--{k}={v}" for k, v in TINY.items()]
@@ -85,8 +84,7 @@ def test_folder_search_train_export_uint8_tflite(folder, tmp_path, capsys):
     images, labels = raw_images(folder, "test")
     model, _, _ = restore_run(str(train_dir))
     keras_classes = np.argmax(model(images, training=False).numpy(), axis=-1)
-    runner = tf.lite.Interpreter(model_path=str(tflite))
-    runner.allocate_tensors()
+    runner = tflite_export.interpreter(tflite.read_bytes())  # TensorFlow's TensorFlow Lite interpreter
     source, target = runner.get_input_details()[0], runner.get_output_details()[0]
     assert source["dtype"] == np.uint8 and tuple(source["shape"]) == (1, 40, 30, 3)
     file_classes = []

@@ -251,7 +251,7 @@ def check_arrays(x, y, where, num_classes=None):
             y = y.astype(np.int64)
         else:
             raise DataError(f"{where}: labels must be integer class ids, got {y.dtype} values such as "
-                            f"{y.reshape(-1)[0]!r}")
+                            f"{y.reshape(-1)[0].item()!r}")
     if y.size and (y.min() < 0 or (num_classes is not None and y.max() >= num_classes)):
         bound = f"0..{num_classes - 1}" if num_classes is not None else ">= 0"
         raise DataError(f"{where}: label {int(y.min() if y.min() < 0 else y.max())} is out of range "
@@ -279,6 +279,8 @@ def make_splits(train, test, num_valid, name, valid=None, stratified=True, num_c
             training image.
     """
     x_tr, y_tr = check_arrays(*train, f"{name} training split")
+    if len(y_tr) == 0:
+        raise DataError(f"{name}: the training split has no images")
     if num_classes is None:
         num_classes = int(y_tr.max()) + 1 if y_tr.size else 0
     x_te, y_te = check_arrays(*test, f"{name} test split", num_classes)

@@ -41,6 +41,11 @@ def split_folders(root: Path):
     """``{split: folder of class sub-folders}``: ``train`` always; ``valid``/``test`` when present."""
     children = {p.name.lower(): p for p in sub_folders(root)}
     if "train" not in children:
+        split_names = [name for names in (SPLIT_FOLDERS["valid"], SPLIT_FOLDERS["test"]) for name in names]
+        found = sorted(set(split_names) & set(children))
+        if found:
+            raise DataError(f"{str(root)!r} has {found[0]}/ but no train/ folder; put the training images in "
+                            "train/<class>/")
         return {"train": root}
     found = {"train": children["train"]}
     for split in ("valid", "test"):
@@ -79,6 +84,7 @@ def list_class_files(folder: Path, class_names=None):
 def _open(path):
     from PIL import Image
 
+    path = str(path)
     try:
         return Image.open(path)
     except Exception as exc:  # noqa: BLE001 - not an image, truncated header, unreadable ...
@@ -86,8 +92,13 @@ def _open(path):
 
 
 def _header(path):
+    """``((W, H), mode)``; a palette image (GIF) whose palette is all gray counts as mode "L"."""
     with _open(path) as image:
-        return image.size, image.mode  # (W, H)
+        mode = image.mode
+        if mode == "P":
+            palette = np.asarray(image.getpalette() or [0, 1, 2]).reshape(-1, 3)
+            mode = "L" if np.all(palette == palette[:, :1]) else "P"
+        return image.size, mode
 
 
 def _pixels(path, mode, size):
@@ -95,6 +106,7 @@ def _pixels(path, mode, size):
     (W, H) when given. Raises DataError naming the file when it does not decode."""
     from PIL import Image
 
+    path = str(path)
     with _open(path) as image:
         try:
             image.load()
@@ -119,6 +131,7 @@ def scan(files, train_mask, color_mode="auto", image_size=None):
     files where ``train_mask`` is true, in raw pixel units, after the color conversion and resize
     the pipeline applies (Pillow's, which matches TensorFlow's decode up to JPEG rounding).
     """
+    files = [str(f) for f in files]
     with concurrent.futures.ThreadPoolExecutor(_workers()) as pool:
         headers = list(pool.map(_header, files))
     if color_mode == "auto":

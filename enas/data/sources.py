@@ -33,6 +33,9 @@ NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 def load_npz(path, num_valid=0.1, max_train=None, max_test=None, image_size=None, color_mode="auto"):
     """The ``.npz`` file at ``path`` as :class:`DataSplits` (see the module docstring)."""
     path = Path(path)
+    if not zipfile.is_zipfile(path):
+        raise DataError(f"cannot read {str(path)!r} as an .npz file (not a zip archive); write it with "
+                        "numpy.savez(path, x_train=..., y_train=..., x_test=..., y_test=...)")
     try:
         with np.load(path, allow_pickle=False) as f:
             present = set(f.files)
@@ -52,9 +55,12 @@ def load_npz(path, num_valid=0.1, max_train=None, max_test=None, image_size=None
     x_te, y_te = limit_examples(arrays["x_test"], arrays["y_test"], max_test, "max_test")
     valid = (arrays["x_valid"], arrays["y_valid"]) if "x_valid" in arrays else None
     names = tuple(str(n) for n in arrays.get("class_names", np.array([])).reshape(-1))
-    return _adapted(make_splits((x_tr, y_tr), (x_te, y_te), num_valid, "npz", valid=valid,
-                                num_classes=len(names) or None, class_names=names,
-                                description=f".npz file {path}"), image_size, color_mode)
+    try:
+        data = make_splits((x_tr, y_tr), (x_te, y_te), num_valid, "npz", valid=valid,
+                           num_classes=len(names) or None, class_names=names, description=f".npz file {path}")
+    except DataError as e:
+        raise DataError(f"{str(path)!r}: {e}") from None
+    return _adapted(data, image_size, color_mode)
 
 
 def from_arrays(x_train, y_train, x_test=None, y_test=None, x_valid=None, y_valid=None, num_valid=0.1,

@@ -116,6 +116,20 @@ def describe_data(config, data):
             f"{' (auto)' if not config.child.stem_stride else ''}; {data.description}")
 
 
+def check_input_fits(model, config):
+    """Raise :class:`~enas.errors.ArcError` (one line) when the input is too small for the
+    architecture's reductions (every reduction halves the image; the last needs at least 1x1)."""
+    from enas.errors import ArcError
+
+    h, w = model.input_image_shape[:2]
+    stride = model.stem_stride * 2 ** len(config.child.reduction_layers)
+    if min(h, w) < stride:
+        fix = ("--child_stem_stride 1, or " if model.stem_stride > 1 else "") + \
+            f"--image_size with sides of at least {stride}"
+        raise ArcError(f"{h}x{w} images are too small for this network: its stem (stride {model.stem_stride}) and "
+                       f"{len(config.child.reduction_layers)} reductions divide them by {stride}; pass {fix}")
+
+
 def training_options(config):
     """Header lines naming how the child is trained: its recipe's resolved values and, when set,
     the two-stage schedule."""

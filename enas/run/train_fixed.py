@@ -22,7 +22,7 @@ class FixedTraining(run_loop.Task):
 
     def build(self, config, data):
         self.model = MicroChild(config.child, fixed_arc=config.fixed_arc).build_for(data.image_shape)
-        check_arc_fits(self.model, config)
+        run_loop.check_input_fits(self.model, config)
         self.teacher = load_teacher(config, data) if config.training.teacher_dir else None
         self.trainer = run_loop.make_child_trainer(config, self.model, len(data.train), search_mode=False,
                                                    teacher=self.teacher)
@@ -77,19 +77,6 @@ def load_teacher(config, data):
                               "pass a train_arc run on the same data")
     teacher.trainable = False
     return teacher
-
-
-def check_arc_fits(model, config):
-    """Raise :class:`~enas.errors.ArcError` (one line) when the input is too small for the
-    architecture's reductions (every reduction halves the image; the last needs at least 1x1)."""
-    from enas.errors import ArcError
-
-    h, w = model.input_image_shape[:2]
-    stride = model.stem_stride * 2 ** len(config.child.reduction_layers)
-    if min(h, w) < stride:
-        raise ArcError(f"{h}x{w} images are too small for this network: its stem (stride {model.stem_stride}) and "
-                       f"{len(config.child.reduction_layers)} reductions divide them by {stride}; pass "
-                       "--child_stem_stride 1 or --image_size with larger sides")
 
 
 def run(config, dataset=None, log=None, echo=True, data=None):

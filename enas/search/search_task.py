@@ -109,6 +109,7 @@ class Search(run_loop.Task):
         self.config = config
         xla = config.training.xla
         self.model = MicroChild(config.child, static_shapes=xla).build_for(data.image_shape)
+        run_loop.check_input_fits(self.model, config)
         self.trainer = run_loop.make_child_trainer(config, self.model, len(data.train), search_mode=True)
 
     def build_unreplicated(self, config, data):
