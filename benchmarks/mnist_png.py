@@ -34,7 +34,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-import numpy as np  # noqa: E402
+from enas.cli import tf_log  # noqa: E402
+
+tf_log.set_tensorflow_defaults()  # enas.data imports TensorFlow
+tf_log.filter_cpp_logs()  # its start-up banners off stderr
 
 from enas.data.data_utils import read_mnist  # noqa: E402
 

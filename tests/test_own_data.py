@@ -127,3 +127,27 @@ def test_run_recorded_before_input_statistics_still_exports(folder, tmp_path, ca
 
     with pytest.raises(DataError, match="trained before networks stored their input statistics"):
         restore_run(str(legacy), data_path=str(tmp_path / "nowhere"))
+
+
+def test_study_and_summary_read_any_source(folder, tmp_path, capsys):
+    """study_arc.py's --dataset auto resolves what --data_path holds; summarize_arc.py takes the
+    image shape and class count from the data (and the stem's stride from the image size)."""
+    import summarize_arc
+    from enas.cli.command import run_command
+    from enas.search.study import from_settings, settings_of
+
+    settings = {**settings_of({"dataset": "auto"}), "data_path": str(folder), "output_dir": str(tmp_path / "s")}
+    _, search = from_settings(settings)
+    assert search.dataset == "folder" and search.data.data_path == str(folder)
+
+    code = run_command(summarize_arc.CONFIG, ["summarize_arc.py", "--data_path", str(folder)], summarize_arc.main)
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "Input: 40x30x3 images, 3 classes, stem stride 1" in out and "(input 40x30x3, per example)" in out
+    code = run_command(summarize_arc.CONFIG, ["summarize_arc.py", "--image_shape", "96,96,3", "--num_classes", "4"],
+                       summarize_arc.main)
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "Input: 96x96x3 images, 4 classes, stem stride 4" in out
+    classifier = [line for line in out.splitlines() if line.startswith("| classifier")]
+    assert classifier and " 324 " in classifier[0]  # (20 filters x 4 after two reductions) x 4 classes + 4 biases

@@ -52,7 +52,10 @@ class FixedTraining(run_loop.Task):
         log("-" * 80)
         log("Architecture String")
         log(str(arc))
-        log(f"Final test_accuracy: {loop.accuracies.get('test', float('nan')):<6.4f}")
+        if "test" in loop.accuracies:
+            log(f"Final test_accuracy: {loop.accuracies['test']:<6.4f}")
+        else:  # a folder without test/, or arrays without a test split
+            log(f"Final test_accuracy: none (no test split); valid_accuracy: {loop.accuracies.get('valid', float('nan')):.4f}")
         log(f"Parameters: {self.model.count_params_used()}")
         log("-" * 80)
         log(format_summary(summarize(self.model)))
