@@ -182,15 +182,15 @@ def test_normalisation_uses_train_split_only(tmp_path):
     np.testing.assert_array_equal(d.x_train[..., 0], x[:30])  # stored raw
     assert d.x_train.dtype == np.uint8
     # raw units (0-255), of x[:30] only: the whole set's mean would be far higher
-    np.testing.assert_allclose(d.mean, [x[:30].mean()], rtol=1e-5)
-    np.testing.assert_allclose(d.std, [x[:30].std()], rtol=1e-5)
-    assert d.mean[0] < 70 < x.mean()
-    norm = InputNormalization(d.mean, d.std)
+    np.testing.assert_allclose(d.raw_mean, [x[:30].mean()], rtol=1e-5)
+    np.testing.assert_allclose(d.raw_std, [x[:30].std()], rtol=1e-5)
+    assert d.raw_mean[0] < 70 < x.mean()
+    norm = InputNormalization(d.mean, d.std, d.scale)
     train = np.asarray(norm(d.x_train))
     assert train.dtype == np.float32
     assert abs(float(train.mean())) < 1e-4
     assert abs(float(train.std()) - 1.0) < 1e-3
-    expected_valid = (255.0 - d.mean[0]) / d.std[0]
+    expected_valid = (255.0 - d.raw_mean[0]) / d.raw_std[0]
     assert expected_valid > 3  # far from 0: the held-out splits do not shift the statistics
     np.testing.assert_allclose(np.asarray(norm(d.x_valid)), expected_valid, rtol=1e-5)
     np.testing.assert_allclose(np.asarray(norm(d.x_test)), expected_valid, rtol=1e-5)
@@ -268,8 +268,8 @@ def test_cifar_tar_gz(tmp_path):
     np.testing.assert_array_equal(d.x_valid, x_tr[10:])
     np.testing.assert_array_equal(d.y_valid, y_tr[10:])
     assert d.mean.shape == (3,) and d.std.shape == (3,)
-    np.testing.assert_allclose(d.mean, x_tr[:10].mean(axis=(0, 1, 2)), rtol=1e-5)  # per channel, raw
-    np.testing.assert_allclose(d.std, x_tr[:10].std(axis=(0, 1, 2)), rtol=1e-5)
+    np.testing.assert_allclose(d.raw_mean, x_tr[:10].mean(axis=(0, 1, 2)), rtol=1e-5)  # per channel, raw
+    np.testing.assert_allclose(d.raw_std, x_tr[:10].std(axis=(0, 1, 2)), rtol=1e-5)
 
 
 def test_cifar_nhwc_layout(tmp_path):
@@ -451,6 +451,6 @@ def test_official_mnist():
     assert d.y_test[:10].tolist() == [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]
     assert d.x_train.dtype == np.uint8 and d.x_train.min() == 0 and d.x_train.max() == 255
     # raw MNIST statistics (the well-known 0.1307 / 0.3081 of the full set, in 0-255 units)
-    np.testing.assert_allclose(d.mean, [d.x_train.mean()], rtol=1e-5)
-    np.testing.assert_allclose(d.std, [d.x_train.std()], rtol=1e-5)
-    assert 25 < d.mean[0] < 40 and 70 < d.std[0] < 85
+    np.testing.assert_allclose(d.raw_mean, [d.x_train.mean()], rtol=1e-5)
+    np.testing.assert_allclose(d.raw_std, [d.x_train.std()], rtol=1e-5)
+    assert 25 < d.raw_mean[0] < 40 and 70 < d.raw_std[0] < 85

@@ -70,17 +70,23 @@ def create_weight(owner, name, shape, initializer="he_normal", trainable=True, c
 class InputNormalization(keras.layers.Layer):
     """The network's first layer: raw images in, normalised images out.
 
-    ``y = (float32(x) - mean) / std`` per channel, with ``mean`` and ``std`` the training split's
-    statistics in the raw units the data comes in (0-255 pixels for images), stored as constants of
-    the layer (its config), so the ``.keras``, packed and TensorFlow Lite files take the raw values
-    a camera or a sensor gives. Empty ``mean`` / ``std``: only the cast (the input is already
-    normalised). Input ``(batch, H, W, C)`` of any real dtype; output float32 of the same shape.
+    ``y = (float32(x) / scale - mean) / std`` per channel, with ``mean`` and ``std`` the training
+    split's statistics of ``x / scale`` (``scale`` 255 for pixels: ENAS's ``x / 255`` statistics,
+    computed in the same float32 operations, so MNIST and CIFAR-10 train exactly as when the data
+    pipeline normalised them). They are constants of the layer (its config), so the ``.keras``,
+    packed and TensorFlow Lite files take the raw values a camera or a sensor gives. ``folded``
+    (set on the deployment copy, :func:`enas.deploy.tflite_export.deployable`) computes the same
+    as one multiply-add, ``x * a + b`` (a MUL and an ADD in TensorFlow Lite; equal up to float
+    rounding). Empty ``mean`` / ``std``: only the cast (the input is already normalised).
+    Input ``(batch, H, W, C)`` of any real dtype; output float32 of the same shape.
     """
 
-    def __init__(self, mean=(), std=(), **kwargs):
+    def __init__(self, mean=(), std=(), scale=1.0, folded=False, **kwargs):
         super().__init__(**kwargs)
         self.mean = tuple(float(v) for v in mean)
         self.std = tuple(float(v) for v in std)
+        self.scale = float(scale)
+        self.folded = bool(folded)
         if len(self.mean) != len(self.std):
             raise ValueError("InputNormalization needs as many std values as mean values")
 
@@ -91,12 +97,20 @@ class InputNormalization(keras.layers.Layer):
         x = ops.cast(images, "float32")
         if not self.mean:
             return x
-        mean = np.asarray(self.mean, np.float32)
-        inverse = (1.0 / np.asarray(self.std, np.float64)).astype(np.float32)
-        return (x - mean) * inverse
+        mean, std = np.asarray(self.mean, np.float32), np.asarray(self.std, np.float32)
+        if self.folded:
+            a = 1.0 / (self.scale * np.asarray(self.std, np.float64))
+            b = -np.asarray(self.mean, np.float64) / np.asarray(self.std, np.float64)
+            return x * a.astype(np.float32) + b.astype(np.float32)
+        # divide_no_nan: a division TensorFlow's graph optimiser leaves alone (it turns "/ constant"
+        # into "* (1 / constant)", one float32 rounding off numpy's on 9% of MNIST's pixels).
+        if self.scale != 1.0:
+            x = ops.divide_no_nan(x, np.full(std.shape, self.scale, np.float32))
+        return ops.divide_no_nan(x - mean, std)
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)
 
     def get_config(self):
-        return {**super().get_config(), "mean": list(self.mean), "std": list(self.std)}
+        return {**super().get_config(), "mean": list(self.mean), "std": list(self.std), "scale": self.scale,
+                "folded": self.folded}

@@ -69,7 +69,7 @@ class MicroChild(keras.Model):
         self.drop_path_scale = self.add_weight(
             name="drop_path_scale", shape=(), initializer="ones", trainable=False, aggregation="only_first_replica"
         )
-        self.input_norm = InputNormalization(config.input_mean, config.input_std, name="input_norm")
+        self.input_norm = InputNormalization(config.input_mean, config.input_std, config.input_scale, name="input_norm")
         self.stem = self._make_stem(config.stride_for()) if config.image_shape or config.stem_stride else None
         self.stem_bn = micro_ops.batch_norm(name="stem_bn", batch_stats=self.search_mode)
         self.reducers, self.cells = [], []

@@ -52,10 +52,12 @@ class ChildConfig:
     search_precisions: tuple = ()
     # The input, set from the data when a run starts (empty: not known yet / the network takes
     # already-normalised images): image shape (H, W, C), per-channel mean and std of the training
-    # split in raw units (the network's first layer computes (x - mean) / std).
+    # split's x / input_scale (the network's first layer computes (x / input_scale - mean) / std;
+    # input_scale 255 for pixels, 1 for float data).
     image_shape: tuple = ()
     input_mean: tuple = ()
     input_std: tuple = ()
+    input_scale: float = 1.0
     stem_stride: int = 0  # 0: auto_stem_stride(image_shape)
 
     def __post_init__(self):
@@ -85,8 +87,9 @@ class ChildConfig:
         if len(self.input_mean) != len(self.input_std) or (
                 self.input_mean and self.image_shape and len(self.input_mean) != self.image_shape[-1]):
             raise ConfigError("child input_mean and input_std need one value per image channel")
-        if any(v <= 0 for v in self.input_std):
-            raise ConfigError("child input_std values must be > 0")
+        if any(v <= 0 for v in self.input_std) or not self.input_scale > 0:
+            raise ConfigError("child input_std values and input_scale must be > 0")
+        object.__setattr__(self, "input_scale", float(self.input_scale))
         if self.stem_stride not in (0,) + STEM_STRIDES:
             raise ConfigError(f"--child_stem_stride must be 0 (auto) or one of {', '.join(map(str, STEM_STRIDES))}, "
                               f"got {self.stem_stride!r}")
@@ -115,17 +118,19 @@ class ChildConfig:
             "reduction_layers": [int(r) for r in self.reduction_layers], "precision": self.policy.to_json(),
             "search_precisions": list(self.search_precisions),
             "image_shape": list(self.image_shape), "input_mean": list(self.input_mean),
-            "input_std": list(self.input_std), "stem_stride": self.stem_stride,
+            "input_std": list(self.input_std), "input_scale": self.input_scale, "stem_stride": self.stem_stride,
         }
 
     def stride_for(self, image_shape=None):
         """The stem's stride: ``stem_stride``, or :func:`auto_stem_stride` of the image shape."""
         return self.stem_stride or auto_stem_stride(image_shape or self.image_shape)
 
-    def for_data(self, image_shape, num_classes, mean, std):
-        """A copy for a dataset: its image shape, class count and training statistics."""
+    def for_data(self, image_shape, num_classes, mean, std, scale=255.0):
+        """A copy for a dataset: its image shape, class count and training statistics (of
+        ``x / scale``)."""
         return dataclasses.replace(self, image_shape=tuple(int(d) for d in image_shape), num_classes=int(num_classes),
-                                   input_mean=tuple(float(v) for v in mean), input_std=tuple(float(v) for v in std))
+                                   input_mean=tuple(float(v) for v in mean), input_std=tuple(float(v) for v in std),
+                                   input_scale=float(scale))
 
     @classmethod
     def from_json(cls, data):

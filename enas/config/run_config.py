@@ -588,7 +588,7 @@ class RunConfig:
     def with_data(self, data):
         """A copy whose child fits ``data`` (a :class:`~enas.data.data_common.DataSplits`): its image
         shape, class count and training statistics (the network's input normalisation)."""
-        child = self.child.for_data(data.image_shape, data.num_classes, data.mean, data.std)
+        child = self.child.for_data(data.image_shape, data.num_classes, data.mean, data.std, data.scale)
         return dataclasses.replace(self, child=child)
 
     def replace(self, **sections):

@@ -54,14 +54,16 @@ class DataSplits:
     """Train / validation / test splits of one dataset, with what the network needs to know of it.
 
     The images are raw (uint8 pixels, or float32 values for float sources): the network's input
-    layer normalises them with ``mean`` and ``std`` (:class:`enas.child.common_ops.InputNormalization`),
+    layer normalises them, ``(x / scale - mean) / std`` (:class:`enas.child.common_ops.InputNormalization`),
     so the exported files take the same raw values.
 
     Attributes:
         train, valid, test: :class:`Split`; ``valid`` or ``test`` may be empty (0 examples).
-        mean: float32 (C,), per-channel mean of the training split in raw units (0-255 pixels).
-        std: float32 (C,), per-channel standard deviation of the training split in raw units
+        mean: float32 (C,), per-channel mean of the training split's ``x / scale``.
+        std: float32 (C,), per-channel standard deviation of the training split's ``x / scale``
             (floored at 1e-6).
+        scale: 255.0 for uint8 pixels (the statistics are those of ``x / 255``, as ENAS
+            computes them), 1.0 for float sources.
         num_classes: number of classes (>= 2).
         name: the source's kind ("mnist", "cifar10", "folder", "npz", "arrays").
         image_shape: (H, W, C) of one image as the network sees it (after ``--image_size``).
@@ -77,6 +79,7 @@ class DataSplits:
     mean: np.ndarray
     std: np.ndarray
     num_classes: int = 10
+    scale: float = 255.0
     name: str = ""
     image_shape: tuple = ()
     class_names: tuple = ()
@@ -107,6 +110,16 @@ class DataSplits:
     x_train = property(lambda self: self._images("train"))
     x_valid = property(lambda self: self._images("valid"))
     x_test = property(lambda self: self._images("test"))
+
+    @property
+    def raw_mean(self):
+        """float32 (C,): the mean in raw units (the fill of padding and cutout)."""
+        return (np.asarray(self.mean, np.float64) * self.scale).astype(np.float32)
+
+    @property
+    def raw_std(self):
+        """float32 (C,): the standard deviation in raw units."""
+        return (np.asarray(self.std, np.float64) * self.scale).astype(np.float32)
     y_train = property(lambda self: self.train.labels)
     y_valid = property(lambda self: self.valid.labels)
     y_test = property(lambda self: self.test.labels)
@@ -211,20 +224,14 @@ def stratified_valid_indices(labels, count, seed=0):
     return np.sort(np.concatenate(picked))
 
 
-def channel_stats(images, chunk=4096):
-    """Per-channel ``(mean, std)`` float32 (C,) of raw images (N, H, W, C), in float64 chunk by
-    chunk (no float copy of the whole array); std floored at 1e-6."""
-    total = np.zeros(images.shape[-1])
-    squares = np.zeros(images.shape[-1])
-    count = 0
-    for start in range(0, len(images), chunk):
-        block = images[start:start + chunk].astype(np.float64)
-        total += block.sum(axis=(0, 1, 2))
-        squares += np.square(block).sum(axis=(0, 1, 2))
-        count += block.shape[0] * block.shape[1] * block.shape[2]
-    mean = total / max(count, 1)
-    std = np.sqrt(np.maximum(squares / max(count, 1) - mean ** 2, 0.0))
-    return mean.astype(np.float32), np.maximum(std, 1e-6).astype(np.float32)
+def channel_stats(images, scale):
+    """Per-channel ``(mean, std)`` float32 (C,) of ``float32(images) / scale`` (N, H, W, C), the
+    way ENAS computed them (float64 accumulation of the float32 values; std floored at 1e-6), so
+    MNIST and CIFAR-10 networks normalise exactly as they did when the data pipeline did it."""
+    values = images.astype(np.float32) / np.float32(scale)
+    mean = values.mean(axis=(0, 1, 2), dtype=np.float64).astype(np.float32)
+    std = values.std(axis=(0, 1, 2), dtype=np.float64)
+    return mean, np.maximum(std, 1e-6).astype(np.float32)
 
 
 def check_arrays(x, y, where, num_classes=None):
@@ -308,10 +315,11 @@ def make_splits(train, test, num_valid, name, valid=None, stratified=True, num_c
         else:
             n_tr = len(x_tr) - count
             x_va, y_va, x_tr, y_tr = x_tr[n_tr:], y_tr[n_tr:], x_tr[:n_tr], y_tr[:n_tr]
-    mean, std = channel_stats(x_tr)
+    scale = 255.0 if x_tr.dtype == np.uint8 else 1.0
+    mean, std = channel_stats(x_tr, scale)
     return DataSplits(
         train=Split(y_tr, x_tr), valid=Split(y_va, x_va), test=Split(y_te, x_te), mean=mean, std=std,
-        num_classes=int(num_classes), name=name, class_names=tuple(class_names),
+        num_classes=int(num_classes), name=name, class_names=tuple(class_names), scale=scale,
         pixels="uint8" if x_tr.dtype == np.uint8 else "float32", description=description,
     )
 

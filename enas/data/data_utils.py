@@ -300,13 +300,13 @@ def split_dataset(data: DataSplits, split, batch_size, *, training=False, augmen
     part = data.split(split)
     if part.in_memory:
         return make_dataset(part.images, part.labels, batch_size, training=training, augment=augment,
-                            cutout_size=cutout_size, seed=seed, drop_remainder=drop_remainder, fill=data.mean)
+                            cutout_size=cutout_size, seed=seed, drop_remainder=drop_remainder, fill=data.raw_mean)
     from enas.data.image_folder import file_dataset
 
     _check_batching(batch_size, cutout_size)
     ds = file_dataset(part, data.image_shape, data.resize, shuffle_seed=seed, training=training, cache=cache)
     return _finish(ds, data.image_shape, batch_size, training, augment, cutout_size, seed, drop_remainder,
-                   data.mean)
+                   data.raw_mean)
 
 
 def split_arrays(data: DataSplits, split, limit=None):

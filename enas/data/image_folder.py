@@ -127,8 +127,8 @@ def _workers():
 def scan(files, train_mask, color_mode="auto", image_size=None):
     """Check every image and measure the training images.
 
-    Returns ``(image_shape (H, W, C), mean float32 (C,), std float32 (C,))``: the statistics of the
-    files where ``train_mask`` is true, in raw pixel units, after the color conversion and resize
+    Returns ``(image_shape (H, W, C), mean float32 (C,), std float32 (C,))``: the statistics of
+    ``x / 255`` over the files where ``train_mask`` is true, after the color conversion and resize
     the pipeline applies (Pillow's, which matches TensorFlow's decode up to JPEG rounding).
     """
     files = [str(f) for f in files]
@@ -171,6 +171,7 @@ def scan(files, train_mask, color_mode="auto", image_size=None):
     count = max(int(np.sum(train_mask)) * height * width, 1)
     mean = total / count
     std = np.sqrt(np.maximum(squares / count - mean ** 2, 0.0))
+    mean, std = mean / 255.0, std / 255.0  # the statistics of x / 255, as for arrays of pixels
     return (height, width, channels), mean.astype(np.float32), np.maximum(std, 1e-6).astype(np.float32)
 
 

@@ -54,12 +54,19 @@ class TFLiteExportError(UserError):
 def deployable(model):
     """An inference copy of ``model`` (a built Keras model, e.g. a fixed
     :class:`~enas.child.micro_child.MicroChild`): the same architecture and weights, every quantized
-    kernel replaced by its quantized value and its kernel quantizer removed. Predictions are
-    unchanged (``q(q(W)) = q(W)`` is never computed: the copy just reads ``q(W)``)."""
+    kernel replaced by its quantized value and its kernel quantizer removed, and the input
+    normalisation folded into one multiply-add. Predictions are unchanged (``q(q(W)) = q(W)`` is
+    never computed: the copy just reads ``q(W)``; the folded normalisation differs by float
+    rounding only)."""
     import keras
+
+    from enas.child.common_ops import InputNormalization
 
     copy = keras.models.clone_model(model)
     copy.set_weights(model.get_weights())
+    for layer in copy._flatten_layers(include_self=False):
+        if isinstance(layer, InputNormalization):  # one multiply-add: MUL + ADD, integer-friendly
+            layer.folded = True
     for layer in copy._flatten_layers(include_self=False):
         quantizer = getattr(layer, "kernel_quantizer", None)
         if quantizer is None:

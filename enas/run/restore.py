@@ -52,7 +52,7 @@ def with_input_statistics(child, config, dataset, data_path=""):
     else:
         data = sources.load_source(dataset, data_path or f"./data/{dataset}", num_valid=5000, max_test=1,
                                    download=False)
-    return child.for_data(data.image_shape, data.num_classes, data.mean, data.std)
+    return child.for_data(data.image_shape, data.num_classes, data.mean, data.std, data.scale)
 
 
 def restore_run(output_dir, data_path=""):
