@@ -13,6 +13,12 @@ and train_arc_mnist.py's default architecture; --dataset only sets the image sha
 them from the data (a folder of images, an .npz, MNIST or CIFAR-10). The stem's stride follows
 the image size as in training (--child_stem_stride overrides it). See enas/cost/model_summary.py
 for the conventions.
+
+With --int8_memory (the default) it also converts the child to the full-integer TensorFlow Lite
+file export_arc.py --int8 writes (random weights and calibration: the sizes do not depend on
+them) and prints what a microcontroller needs for it: the flash (the file) and the tensor arena
+TensorFlow Lite Micro plans (activations in the operator order that needs the least, plus its
+bookkeeping; enas/deploy/tflm_memory.py). That takes a few seconds; --noint8_memory skips it.
 """
 
 from enas.cli.command import run_command
@@ -25,6 +31,7 @@ CONFIG = dict(
     data_path="",
     image_size="",
     color_mode="auto",
+    int8_memory=True,
     **child_settings(),
     child_fixed_arc="1 2 0 0 1 1 0 1 1 1 0 0 1 1 1 3 0 1 1 0 1 4 1 1 2 0 1 3 1 3 1 2 1 0 1 0 3 1 1 0",
 )
@@ -36,6 +43,7 @@ FLAG_HELP = {
     "data_path": "Take the image shape and class count from this data (folder, .npz, MNIST or CIFAR-10).",
     "image_size": "With --data_path: the H,W training resizes its images to.",
     "color_mode": "With --data_path: auto, grayscale, rgb or rgba, as in training.",
+    "int8_memory": "Also print the int8 file's flash and the tensor arena TensorFlow Lite Micro plans for it.",
 }
 
 
@@ -79,7 +87,7 @@ def main(settings):
         raise ConfigError(f"--num_classes must be 2 or more (0: the data's), got {settings['num_classes']}")
     image_shape, num_classes = input_of(settings)
     child_settings = {k: v for k, v in settings.items() if k not in ("image_shape", "num_classes", "image_size",
-                                                                    "color_mode")}
+                                                                    "color_mode", "int8_memory")}
     run = RunConfig.from_settings({**child_settings, "data_path": settings["data_path"] or "./data"}, "train",
                                   "mnist" if settings["data_path"] or settings["image_shape"] else settings["dataset"])
     child = dataclasses.replace(run.child, num_classes=num_classes)
@@ -88,6 +96,23 @@ def main(settings):
     print(f"Precision: {run.child.policy.describe()}")
     print(f"Input: {'x'.join(map(str, image_shape))} images, {num_classes} classes, stem stride {model.stem_stride}")
     print(format_summary(summarize(model)))
+    if settings["int8_memory"]:
+        print(int8_memory_line(model, image_shape))
+
+
+def int8_memory_line(model, image_shape):
+    """Flash and planned TFLM arena of ``model``'s int8 file (weights and calibration random)."""
+    import numpy as np
+
+    from enas.deploy import tflite_export, tflm_memory
+
+    images = np.random.default_rng(0).uniform(0, 255, (8,) + tuple(image_shape)).astype("float32")
+    blob = tflite_export.convert(tflite_export.deployable(model), int8=True, representative=images, io="int8",
+                                 pixels="uint8")
+    activations, bookkeeping, total = tflm_memory.peak_ram(blob)
+    return (f"Int8 for TensorFlow Lite Micro: flash {len(blob):,} bytes ({len(blob) / 1024:.1f} KiB, the file), peak RAM "
+            f"{total:,} bytes ({total / 1024:.1f} KiB: tensor arena, activations {activations:,} + bookkeeping "
+            f"{bookkeeping:,})")
 
 
 if __name__ == "__main__":

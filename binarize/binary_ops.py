@@ -17,7 +17,7 @@ is treated as a constant in the backward pass.
 import numpy as np
 import tensorflow as tf
 
-from quantize.base import Quantizer, clipped_ste, register_quantizer
+from quantize.base import Quantizer, clipped_ste, int8_levels, on_int8_grid, register_quantizer
 from quantize.storage import Storage, pack_codes, unpack_codes
 
 
@@ -91,6 +91,22 @@ class SteSign(Quantizer):
     def saturation(self):
         """Only the sign matters: ``[-clip_value, clip_value]``."""
         return (-self.clip_value, self.clip_value)
+
+    def int8_call(self, x):
+        """The sign on the int8 grid of ``[-1, 1]`` (of ``x / clip_value``; scale ``s = 2 / 255``,
+        zero point ``z``, int8 values ``q``), with two integer operations: an ADD of half a step into
+        a tensor of scale ``s / 2`` and zero point 0, which holds ``2 (q - z) + 1`` (odd, so never 0,
+        and positive exactly where ``x >= 0``), then a MUL by ``2 / s`` with a fused [-1, 1] clip
+        into a tensor of scale 1 and zero point 0, which holds -1 or +1. Output ``{-1, +1}``; an
+        activation, so no ``channel_scale``."""
+        if self.channel_scale:
+            return super().int8_call(x)
+        step = 2.0 / 255.0
+        if self.clip_value != 1.0:  # sign(x) = sign(x / c): keep the clip a RELU_N1_TO_1 (see SteTern.int8_call)
+            x = x * (1.0 / self.clip_value)
+        x = on_int8_grid(x, -1.0, 1.0)
+        odd = int8_levels(x + step / 2, 2.0 / step)
+        return int8_levels(tf.clip_by_value(odd * (2.0 / step), -1.0, 1.0), 1)
 
     def call(self, x):
         q = binarize(x, self.clip_value)

@@ -135,6 +135,8 @@ class Quantizer:
 
     def __call__(self, x):
         x = tf.convert_to_tensor(x)
+        if inputs_on_int8_grid():
+            return self.int8_call(x)
         if not inputs_saturated():
             return self.call(x)
         saturation = self.saturation()
@@ -149,6 +151,15 @@ class Quantizer:
         """:meth:`call`'s values (no gradient needed), written with operators TensorFlow Lite
         runs fast; used inside :func:`saturated_inputs` (the export). Default: :meth:`call`."""
         return self.call(x)
+
+    def int8_call(self, x):
+        """:meth:`call`'s values on an int8 grid, written so that TensorFlow Lite's full-integer
+        conversion makes them integer operations (used inside :func:`int8_grid_inputs`): the
+        input is clipped to :meth:`saturation` and rounded to that range's int8 grid
+        (:func:`on_int8_grid`), and the output is a tensor whose int8 values are the levels
+        exactly (:func:`int8_levels`). For every value of the input grid the result equals
+        :meth:`call` (thresholds included). Default: an :class:`Int8ExportError`."""
+        raise Int8ExportError(f"{type(self).__name__}{self.get_config()} has no integer (int8) form")
 
     def get_config(self):
         return {}
@@ -234,6 +245,44 @@ def saturated_inputs():
 def inputs_saturated():
     """True inside :func:`saturated_inputs`."""
     return getattr(_STAGE, "saturated", False)
+
+
+def int8_grid_inputs():
+    """Within this block (read when a model is traced for a full-integer TensorFlow Lite
+    export) every quantizer runs its :meth:`Quantizer.int8_call`: its input on the int8 grid of
+    its saturation range and its output as exact int8 levels, so the converter emits integer
+    operations only (no DEQUANTIZE / ROUND / QUANTIZE round trip, no RELU_N1_TO_1 of its own)."""
+    return _stage("int8_grid")
+
+
+def inputs_on_int8_grid():
+    """True inside :func:`int8_grid_inputs`."""
+    return getattr(_STAGE, "int8_grid", False)
+
+
+class Int8ExportError(ValueError):
+    """A quantizer without an integer form in a full-integer export."""
+
+
+# The factor that makes a rounding at an exact tie go towards zero, as the quantizers' strict
+# thresholds do (``|x| > threshold``). Far smaller than any gap between an int8 grid value and a
+# threshold (at least ``1 / (2 * 255)`` of a level step), far larger than float rounding.
+TIES_TOWARD_ZERO = 1.0 - 2.0 ** -20
+
+
+def on_int8_grid(x, low, high):
+    """``x`` clipped to ``[low, high]`` and rounded to that range's int8 grid (256 levels, scale
+    ``(high - low) / 255``, the zero point nudged to an integer: TensorFlow's fake quantization),
+    which the int8 conversion then gives the tensor exactly, whatever the calibration saw."""
+    x = tf.clip_by_value(x, low, high)
+    return tf.quantization.fake_quant_with_min_max_args(x, min=float(low), max=float(high), num_bits=8)
+
+
+def int8_levels(x, denominator):
+    """``x`` rounded to the levels ``j / denominator`` (``j`` in [-128, 127]): a tensor the int8
+    conversion stores as the integers ``j`` (scale ``1 / denominator``, zero point 0)."""
+    scale = 1.0 / denominator
+    return tf.quantization.fake_quant_with_min_max_args(x, min=-128.0 * scale, max=127.0 * scale, num_bits=8)
 
 
 def latent_clip_constraint(quantizer):

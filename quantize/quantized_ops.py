@@ -17,7 +17,7 @@ Backward::
 import numpy as np
 import tensorflow as tf
 
-from quantize.base import Quantizer, clipped_ste, register_quantizer
+from quantize.base import TIES_TOWARD_ZERO, Quantizer, clipped_ste, int8_levels, register_quantizer
 from quantize.bit_widths import SUPPORTED_BITS
 from quantize.storage import Storage, pack_codes, unpack_codes
 
@@ -99,6 +99,20 @@ class SteQuantize(Quantizer):
 
     def call(self, x):
         return quantize_uniform(x, self.bits)
+
+    def int8_call(self, x):
+        """Two integer operations on the int8 grid of ``x`` (``m = 2**(bits-1)``): a MUL by 1 (times
+        :data:`~quantize.base.TIES_TOWARD_ZERO`) with a fused [-1, 1] clip into a tensor of scale
+        ``1/m`` and zero point 0, whose int8 values are ``round(x m)`` in ``[-m, m]``, then a MINIMUM
+        with ``m - 1`` on that grid: the levels' numerators ``j`` in ``[-m, m - 1]``. (No clip of the
+        input: a MINIMUM / MAXIMUM there makes the converter squeeze the producer's range, which
+        other operators may read, to the quantizer's. No grid value of the saturation range lies at
+        a rounding tie.) Up to 8 bits: wider levels do not fit int8."""
+        if self.bits > 8:
+            return super().int8_call(x)
+        m = 2 ** (self.bits - 1)
+        rounded = int8_levels(tf.clip_by_value(x * TIES_TOWARD_ZERO, -1.0, 1.0), m)
+        return int8_levels(tf.minimum(rounded, (m - 1) / m), m)
 
     def get_config(self):
         return {"bits": self.bits}

@@ -19,7 +19,7 @@ Both rules are idempotent: ``q(q(x)) == q(x)``.
 import numpy as np
 import tensorflow as tf
 
-from quantize.base import Quantizer, clipped_ste, register_quantizer
+from quantize.base import TIES_TOWARD_ZERO, Quantizer, clipped_ste, int8_levels, register_quantizer
 from quantize.storage import Storage, pack_codes, unpack_codes
 
 RULES = ("twn", "fixed")
@@ -144,6 +144,22 @@ class SteTern(Quantizer):
         if self.rule != "fixed":
             return self.call(x)
         return tf.clip_by_value(tf.round(x * (0.5 / self.threshold_value)), -1.0, 1.0)
+
+    def int8_call(self, x):
+        """The fixed rule on the int8 grid of its input, one integer operation:
+        a MUL by ``1 / (2 threshold)`` (times :data:`~quantize.base.TIES_TOWARD_ZERO`, so
+        ``|x| = threshold`` gives 0) with a fused [-1, 1] clip, whose output (scale 1, zero point
+        0) holds -1, 0 or +1 (the clip saturates as :meth:`saturation` does). With the default
+        ``clip_value`` 1 the input is first clipped to [-1, 1] (TensorFlow Lite's RELU_N1_TO_1, whose
+        output grid is finer than its producer's); other clips would become MINIMUM / MAXIMUM, which
+        make the converter squeeze the producer's range, so they are left out (the result is the
+        same). The TWN rule depends on its input's statistics: no integer form."""
+        if self.rule != "fixed":
+            return super().int8_call(x)
+        if self.clip_value == 1.0:  # a RELU_N1_TO_1: a finer grid around the thresholds
+            x = tf.clip_by_value(x, -1.0, 1.0)
+        gain = (0.5 / self.threshold_value) * TIES_TOWARD_ZERO
+        return int8_levels(tf.clip_by_value(x * gain, -1.0, 1.0), 1)
 
     def get_config(self):
         return {

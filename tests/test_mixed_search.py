@@ -187,7 +187,7 @@ def test_mixed_precision_search_end_to_end(tmp_path, mnist_path, capsys):
     assert script.main(train_arc_mnist.CONFIG, "mnist", "train", argv_from(train)) == 0
     capsys.readouterr()
     summarize_arc.main({**summarize_arc.CONFIG, "child_num_layers": 0, "child_num_cells": 2,
-                        "child_out_filters": 4, "child_fixed_arc": arc_text})
+                        "child_out_filters": 4, "child_fixed_arc": arc_text, "int8_memory": False})
     summary = capsys.readouterr().out
     assert f"Memory: {best['memory_kib']:.2f} KiB" in summary
     # --reset_output_dir recognises everything the search wrote (it refused pareto.json/png once).

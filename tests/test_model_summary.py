@@ -1,6 +1,7 @@
 """The bit-accurate model summary: parameters, memory, MACs by precision and OPs, checked against
 counts done by hand on tiny models."""
 
+import re
 import keras
 import pytest
 
@@ -147,6 +148,12 @@ def test_summarize_arc_command(capsys):
     out, err = capsys.readouterr()
     assert code == 0, err
     assert "2-bit MACs" in out and "OPs = FLOPs + BOPs/64" in out and "stem_conv" in out
+    # The int8 file's flash and the tensor arena TensorFlow Lite Micro plans for it (tests/test_int8_micro.py
+    # compares that plan with TFLM's own arena).
+    match = re.search(r"Int8 for TensorFlow Lite Micro: flash ([0-9,]+) bytes .* peak RAM ([0-9,]+) bytes", out)
+    assert match, out
+    flash, ram = (int(v.replace(",", "")) for v in match.groups())
+    assert 10_000 < flash < 200_000 and 1_000 < ram < 100_000, (flash, ram)
 
     code = summarize_arc.run_command(summarize_arc.CONFIG, ["summarize_arc.py", "-fixed_arc", "0 1 2"],
                                      summarize_arc.main)

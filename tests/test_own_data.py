@@ -140,11 +140,12 @@ def test_study_and_summary_read_any_source(folder, tmp_path, capsys):
     _, search = from_settings(settings)
     assert search.dataset == "folder" and search.data.data_path == str(folder)
 
-    code = run_command(summarize_arc.CONFIG, ["summarize_arc.py", "--data_path", str(folder)], summarize_arc.main)
+    code = run_command(summarize_arc.CONFIG, ["summarize_arc.py", "--data_path", str(folder), "--noint8_memory"], summarize_arc.main)
     out, err = capsys.readouterr()
     assert code == 0, err
     assert "Input: 40x30x3 images, 3 classes, stem stride 1" in out and "(input 40x30x3, per example)" in out
-    code = run_command(summarize_arc.CONFIG, ["summarize_arc.py", "--image_shape", "96,96,3", "--num_classes", "4"],
+    code = run_command(summarize_arc.CONFIG, ["summarize_arc.py", "--image_shape", "96,96,3", "--num_classes", "4",
+                                        "--noint8_memory"],
                        summarize_arc.main)
     out, err = capsys.readouterr()
     assert code == 0, err

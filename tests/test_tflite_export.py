@@ -218,3 +218,40 @@ def test_int8_file_of_a_trained_binary_child_stores_two_levels_per_channel(train
     assert tflite_export.int8_weight_levels(blob).keys() >= cells.keys()
     result = tflite_export.check(blob, deploy, data.x_test, data.y_test)
     assert result.keras_accuracy > 0.9 and result.agreement >= 0.95, result  # measured: 0.997 and 0.99
+
+
+def test_export_arc_tflm_runs_the_int8_file_in_tensorflow_lite_micro(trained, tmp_path, capsys):
+    """--int8 --tflm: the file is integer end to end (the operator list and 'integer only: yes'),
+    TensorFlow Lite Micro runs it on the test split with nearly Keras' predictions, and the
+    printed flash and arena are the file's size and the smallest arena TFLM allocates it in (one
+    byte less fails). --lut: this tiny child's kernels are too small for LUT compression to gain,
+    which is said (tests/test_tflm_compress.py compresses a larger model)."""
+    from enas.deploy import tflm_check
+
+    _, data, settings = trained
+    path, lut = tmp_path / "m.tflite", tmp_path / "m.lut.tflite"
+    code, out, err = _run_export_arc([f"--output_dir={settings['output_dir']}", "--packed=", f"--tflite={path}",
+                                      "--int8", "--tflite_io=uint8", "--tflm", f"--lut={lut}"], capsys)
+    assert code == 0, err
+    assert "TFLite integer only: yes" in out and "RELU_N1_TO_1" not in out and "DEQUANTIZE" not in out
+    blob = path.read_bytes()
+    flash, arena = (int(v.replace(",", "")) for v in re.search(
+        r"TFLM: flash ([0-9,]+) bytes .* tensor arena ([0-9,]+) bytes", out).groups())
+    assert flash == len(blob)
+    assert tflm_check.load(blob, arena)[0] is not None and tflm_check.load(blob, arena - 1)[0] is None
+    match = re.search(r"TFLM: test accuracy ([0-9.]+) \(Keras ([0-9.]+)\), same prediction as Keras on ([0-9.]+)% "
+                      r"and as TensorFlow Lite on ([0-9.]+)% of ([0-9,]+) images", out)
+    assert match, out
+    assert int(match.group(5).replace(",", "")) == len(data.x_test)
+    assert float(match.group(3)) >= 95 and float(match.group(4)) >= 95, out
+    planned = int(re.search(r"TFLM arena, planned: ([0-9,]+) bytes", out).group(1).replace(",", ""))
+    assert abs(planned - arena) <= 0.1 * arena, (planned, arena)
+    assert "TFLM LUT compression: nothing to gain" in out and not lut.exists(), out
+
+
+def test_export_arc_tflm_needs_int8(trained, tmp_path, capsys):
+    _, _, settings = trained
+    code, out, err = _run_export_arc([f"--output_dir={settings['output_dir']}", "--packed=",
+                                      f"--tflite={tmp_path / 'm.tflite'}", "--tflm"], capsys)
+    assert code == 2 and err.startswith("error: --tflm and --lut are for the full-integer file")
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "m.tflite").exists()

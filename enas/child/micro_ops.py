@@ -16,6 +16,7 @@ from keras import ops
 from enas.child import replicas
 from enas.space.precision import Precision
 from enas.space.search_space import DEFAULT as DEFAULT_SPACE
+from quantize.base import inputs_saturated
 from quantize.layers import QuantConv2D, QuantSeparableConv2D
 
 BN_MOMENTUM = 0.9
@@ -155,7 +156,11 @@ def shortcut_sum(x, y):
     """``x + y`` for two tensors of one shape, written as ``tf.add_n``: the gradient of ``x + y``
     asks for the shape of ``x`` at run time, a value the gradient branch of a search cell's
     ``tf.switch_case`` cannot read when ``x`` comes from the cell's ``TensorArray``
-    ("You must feed a value for placeholder tensor"); ``add_n``'s gradient needs no shape."""
+    ("You must feed a value for placeholder tensor"); ``add_n``'s gradient needs no shape. In a
+    TensorFlow Lite export (no gradient) it is a plain ADD, which the int8 conversion keeps integer
+    (it leaves ``ADD_N`` in float)."""
+    if inputs_saturated():
+        return x + y
     return tf.add_n([x, y])
 
 

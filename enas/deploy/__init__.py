@@ -1,3 +1,6 @@
 """Deployment files of a trained child: the bit-packed file that reloads with identical
-predictions (``export``), and TensorFlow Lite, float or full-integer int8, with its check against
-Keras in the TensorFlow Lite interpreter (``tflite_export``)."""
+predictions (``export``); TensorFlow Lite, float or full-integer int8, with its check against
+Keras in the TensorFlow Lite interpreter (``tflite_export``); the repairs that make the int8 file
+integer end to end and loadable by TensorFlow Lite Micro (``int8_graph``); the arena TFLM plans for
+it and a better operator order (``tflm_memory``); the run in TFLM's own interpreter with its
+smallest arena (``tflm_check``); and TFLM's LUT compression of the weights (``tflm_compress``)."""

@@ -42,7 +42,7 @@ import numpy as np
 
 from enas.errors import UserError
 from enas.run.atomic import atomic_write
-from quantize.base import saturated_inputs
+from quantize.base import Int8ExportError, int8_grid_inputs, saturated_inputs
 
 IO_TYPES = ("float", "int8", "uint8")
 
@@ -80,9 +80,10 @@ def deployable(model):
     return copy
 
 
-def write_saved_model(model, folder):
+def write_saved_model(model, folder, int8=False):
     """``model``'s inference function as a SavedModel in ``folder``: endpoint ``serve``, images
-    ``(batch, H, W, C)`` float32 -> logits, inference mode, quantizer inputs saturated."""
+    ``(batch, H, W, C)`` float32 -> logits, inference mode, quantizer inputs saturated (and with
+    ``int8`` every quantizer in its integer form, :func:`quantize.base.int8_grid_inputs`)."""
     import keras
     import tensorflow as tf
 
@@ -90,10 +91,14 @@ def write_saved_model(model, folder):
     archive = keras.export.ExportArchive()
     archive.track(model)
     def serve(images):
-        with saturated_inputs():
+        with saturated_inputs(), (int8_grid_inputs() if int8 else contextlib.nullcontext()):
             return model(images, training=False)
 
-    archive.add_endpoint(name="serve", fn=serve, input_signature=[tf.TensorSpec((None,) + tuple(shape), tf.float32)])
+    try:
+        archive.add_endpoint(name="serve", fn=serve,
+                             input_signature=[tf.TensorSpec((None,) + tuple(shape), tf.float32)])
+    except Int8ExportError as e:
+        raise TFLiteExportError(f"no full-integer export: {e}; export a float file (drop --int8)") from None
     archive.write_out(folder, verbose=False)
 
 
@@ -110,7 +115,7 @@ def convert(model, int8=False, representative=None, io="float", pixels=None):
     if int8 and (representative is None or len(representative) == 0):
         raise TFLiteExportError("int8 export needs representative images (the run's training split)")
     with tempfile.TemporaryDirectory(prefix="qenas-tflite-") as folder:
-        write_saved_model(model, folder)
+        write_saved_model(model, folder, int8=int8)
         converter = tf.lite.TFLiteConverter.from_saved_model(folder, signature_keys=["serve"])
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
         if io != "float" and not int8:
@@ -129,6 +134,14 @@ def convert(model, int8=False, representative=None, io="float", pixels=None):
                 blob = converter.convert()
         except Exception as e:  # noqa: BLE001 - the converter raises several kinds; all mean the same here
             raise TFLiteExportError(describe_failure(str(e))) from None
+    if int8:
+        from enas.deploy import tflm_memory
+        from enas.deploy.int8_graph import integer_only
+
+        blob, _ = integer_only(blob)
+        order = tflm_memory.better_order(blob)
+        if order != sorted(order):  # the operator order TFLM needs the least arena for
+            blob = tflm_memory.reordered(blob, order)
     if int8 and io != "float" and pixels == "uint8":
         scale, zero = input_quantization(blob)
         if abs(scale - 1.0) > 1e-6 or zero != (0 if io == "uint8" else -128):
