@@ -162,3 +162,22 @@ def test_planned_peak_ram_is_within_10_percent_of_the_arena_tflm_needs(seed, pre
     g = tflm_memory.graph_of(blob)
     assert activations == tflm_memory.planned_activations(g, tflm_memory.better_order(g))
     assert int8_graph.float_operators(blob) == []
+
+
+def test_tflm_aborting_the_process_is_one_line(tmp_path, monkeypatch):
+    """TFLM's host interpreter aborts the whole process on some files (an assertion in a kernel);
+    it runs in a child process, so that is one :class:`TFLMError` line naming the file's
+    operators, and this process goes on. (A stand-in interpreter that aborts plays TFLM here.)"""
+    import os
+    import signal
+
+    blob = _quantizer_file(QUANTIZERS["ternary"])
+    aborting = tmp_path / "python"
+    aborting.write_text("#!/bin/sh\nkill -ABRT $$\n")
+    aborting.chmod(0o755)
+    monkeypatch.setattr(tflm_check.sys, "executable", str(aborting))
+    with pytest.raises(tflm_check.TFLMError) as error:
+        tflm_check.smallest_arena(blob)
+    message = str(error.value)
+    assert "\n" not in message and f"aborted (exit status {-signal.SIGABRT})" in message and "CONV_2D" in message
+    assert os.getpid()  # still here

@@ -117,6 +117,8 @@ class RPReLU(keras.layers.Layer):
 
     def call(self, x):
         y = x - self.shift_in
+        if inputs_saturated():  # a TensorFlow Lite export: RELU, MINIMUM, MUL and ADD, which int8 TFLM runs (not GREATER + SELECT_V2)
+            return tf.nn.relu(y) + self.slope * tf.minimum(y, 0.0) + self.shift_out
         return ops.where(y > 0, y, self.slope * y) + self.shift_out
 
     def compute_output_shape(self, input_shape):

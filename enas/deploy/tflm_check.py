@@ -3,7 +3,8 @@ package: a host build of TFLM's reference kernels, so it checks correctness and 
 chip's speed), find the smallest tensor arena it allocates in, and compare its predictions with
 Keras and with the TensorFlow Lite interpreter.
 
-The arena figure is TFLM's own: :func:`smallest_arena` bisects ``arena_size`` over "the
+TFLM runs in a child process (:mod:`enas.deploy.tflm_worker`): its host interpreter aborts the
+process on some files, which becomes one error line here. The arena figure is TFLM's own: :func:`smallest_arena` bisects ``arena_size`` over "the
 interpreter allocates" (TFLM plans the tensors' lifetimes in the file's operator order and adds
 its own bookkeeping), to the byte. The flash figure is the file size: TFLM runs the flatbuffer in
 place, weights included.
@@ -11,10 +12,11 @@ place, weights included.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
+import subprocess
 import sys
+import tempfile
 
 import numpy as np
 
@@ -35,83 +37,70 @@ def runtime():
     return tflm
 
 
-@contextlib.contextmanager
-def _stderr_captured():
-    """TFLM prints its errors (a missing operator, an arena too small) on file descriptor 2;
-    capture them (the last line becomes the error message)."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    import tempfile
+def _operators(blob):
+    try:
+        from enas.deploy.int8_graph import operator_counts
 
-    with tempfile.TemporaryFile() as sink:
-        os.dup2(sink.fileno(), 2)
-        box = []
-        try:
-            yield box
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            sink.seek(0)
-            box.append(sink.read().decode("utf-8", "replace"))
+        return ", ".join(operator_counts(blob))
+    except Exception:  # noqa: BLE001 - only for the message
+        return "?"
+
+
+def _worker(blob, *arguments, images=None):
+    """Run :mod:`enas.deploy.tflm_worker` on ``blob`` in a child process: its stdout, or a
+    :class:`TFLMError` with its reason (TFLM's own message, or the signal that killed it)."""
+    runtime()  # installed? (one line if not)
+    with tempfile.TemporaryDirectory(prefix="qenas-tflm-") as folder:
+        model = os.path.join(folder, "model.tflite")
+        with open(model, "wb") as f:
+            f.write(bytes(blob))
+        extra = []
+        if images is not None:
+            np.save(os.path.join(folder, "images.npy"), np.asarray(images, np.float32))
+            extra = [os.path.join(folder, "images.npy"), os.path.join(folder, "out.npy")]
+        done = subprocess.run([sys.executable, "-m", "enas.deploy.tflm_worker", arguments[0], model,
+                               *map(str, arguments[1:]), *extra], capture_output=True, text=True,
+                              env={**os.environ, "PYTHONPATH": _PROJECT + os.pathsep + os.environ.get("PYTHONPATH", "")})
+        if done.returncode != 0:
+            lines = [line.strip() for line in done.stderr.splitlines() if line.strip()]
+            if done.returncode == 3 and lines:
+                reason = lines[-1]
+            else:
+                reason = (f"its interpreter aborted (exit status {done.returncode}): an operator it cannot run in this "
+                          f"form among {_operators(blob)}")
+            raise TFLMError(f"TensorFlow Lite Micro cannot run the file: {reason}")
+        return np.load(extra[1]) if images is not None else done.stdout
+
+
+_PROJECT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def load(blob, arena_size):
-    """A TFLM interpreter of ``blob`` allocated in ``arena_size`` bytes, or ``(None, message)``."""
-    tflm = runtime()
-    with _stderr_captured() as log:
-        try:
-            return tflm.Interpreter.from_bytes(bytes(blob), arena_size=int(arena_size)), ""
-        except RuntimeError as e:
-            error = str(e)
-    text = log[0] if log else ""
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return None, (lines[0] if lines else error)
+    """A TFLM interpreter of ``blob`` in this process, allocated in ``arena_size`` bytes, or
+    ``(None, reason)`` (for files known to load: TFLM aborts the process on some others)."""
+    runtime()
+    from enas.deploy import tflm_worker
+
+    return tflm_worker.load(blob, arena_size)
 
 
-def smallest_arena(blob, ceiling=64 << 20):
+def smallest_arena(blob):
     """The smallest ``arena_size`` (bytes) in which TFLM allocates ``blob``: a bisection over
-    sizes; a :class:`TFLMError` with TFLM's own message when even ``ceiling`` bytes fail (e.g. an
+    sizes, in a child process; a :class:`TFLMError` with TFLM's reason when it cannot (e.g. an
     operator TFLM does not register)."""
-    interpreter, message = load(blob, ceiling)
-    if interpreter is None:
-        raise TFLMError(f"TensorFlow Lite Micro cannot run the file: {message}")
-    del interpreter
-    low, high = 0, ceiling  # low fails (or is 0), high allocates
-    while high - low > 1:
-        middle = (low + high) // 2
-        interpreter, _ = load(blob, middle)
-        if interpreter is None:
-            low = middle
-        else:
-            high = middle
-        del interpreter
-    return high
+    return int(_worker(blob, "arena").strip())
 
 
-def quantize_input(images, scale, zero, dtype):
-    """Raw float ``images`` as the file's integer input (``round(x / scale) + zero``, saturated)."""
-    info = np.iinfo(dtype)
-    return np.clip(np.round(np.asarray(images, np.float32) / scale + zero), info.min, info.max).astype(dtype)
+def outputs(blob, images, arena_size):
+    """The file's output vectors ``(N, K)`` in TFLM on raw ``images`` ``(N, H, W, C)``, one image per
+    invocation, the input quantized with the file's own scale and zero point (a child process)."""
+    return _worker(blob, "outputs", arena_size, images=images)
 
 
 def predict(blob, images, arena_size):
-    """Predicted classes ``[N]`` of the file on raw ``images`` ``(N, H, W, C)`` in TFLM, one image per
-    invocation (the input quantized with the file's own scale and zero point)."""
-    interpreter, message = load(blob, arena_size)
-    if interpreter is None:
-        raise TFLMError(f"TensorFlow Lite Micro cannot run the file: {message}")
-    detail = interpreter.get_input_details(0)
-    dtype = np.dtype(detail["dtype"])
-    scale, zero = detail["quantization_parameters"]["scales"], detail["quantization_parameters"]["zero_points"]
-    classes = []
-    for image in np.asarray(images, np.float32):
-        value = image[None]
-        if dtype.kind in "iu":
-            value = quantize_input(value, float(scale[0]), int(zero[0]), dtype)
-        interpreter.set_input(value, 0)
-        interpreter.invoke()
-        classes.append(int(np.argmax(interpreter.get_output(0).reshape(-1))))
-    return np.array(classes)
+    """Predicted classes ``[N]`` of the file on raw ``images`` ``(N, H, W, C)`` in TFLM."""
+    found = outputs(blob, images, arena_size)
+    return np.argmax(found, axis=1) if len(found) else np.zeros(0, int)
 
 
 @dataclasses.dataclass

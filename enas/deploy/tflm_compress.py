@@ -281,23 +281,8 @@ def _strip_encoded_quantization(blob):
 
 def outputs(blob, images, arena_size):
     """The file's raw output vectors ``(N, K)`` (its own dtype, e.g. int8) in TFLM on raw
-    ``images`` ``(N, H, W, C)``, one image per invocation, the input quantized like
-    :func:`enas.deploy.tflm_check.predict` does."""
-    interpreter, message = tflm_check.load(blob, arena_size)
-    if interpreter is None:
-        raise tflm_check.TFLMError(f"TensorFlow Lite Micro cannot run the file: {message}")
-    detail = interpreter.get_input_details(0)
-    dtype = np.dtype(detail["dtype"])
-    scale, zero = detail["quantization_parameters"]["scales"], detail["quantization_parameters"]["zero_points"]
-    found = []
-    for image in np.asarray(images, np.float32):
-        value = image[None]
-        if dtype.kind in "iu":
-            value = tflm_check.quantize_input(value, float(scale[0]), int(zero[0]), dtype)
-        interpreter.set_input(value, 0)
-        interpreter.invoke()
-        found.append(np.array(interpreter.get_output(0)).reshape(-1))
-    return np.stack(found) if found else np.zeros((0, 0))
+    ``images`` ``(N, H, W, C)``: :func:`enas.deploy.tflm_check.outputs`."""
+    return tflm_check.outputs(blob, images, arena_size)
 
 
 @dataclasses.dataclass
