@@ -181,3 +181,16 @@ def test_tflm_aborting_the_process_is_one_line(tmp_path, monkeypatch):
     message = str(error.value)
     assert "\n" not in message and f"aborted (exit status {-signal.SIGABRT})" in message and "CONV_2D" in message
     assert os.getpid()  # still here
+
+
+def test_a_quantizer_without_an_integer_form_is_one_line():
+    """16-bit activations have no int8 form: the int8 export is one TFLiteExportError line saying
+    so (and what to do), not a traceback."""
+    inputs = keras.Input((8, 8, 1))
+    model = keras.Model(inputs, keras.layers.Conv2D(1, 1)(_Apply(SteQuantize(16))(inputs)))
+    images = np.random.default_rng(0).normal(size=(4, 8, 8, 1)).astype(np.float32)
+    with pytest.raises(tflite_export.TFLiteExportError) as error:
+        tflite_export.convert(model, int8=True, representative=images)
+    message = str(error.value)
+    assert "\n" not in message and "SteQuantize" in message and "no integer (int8) form" in message
+    assert "drop --int8" in message

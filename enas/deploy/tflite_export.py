@@ -97,9 +97,11 @@ def write_saved_model(model, folder, int8=False):
     try:
         archive.add_endpoint(name="serve", fn=serve,
                              input_signature=[tf.TensorSpec((None,) + tuple(shape), tf.float32)])
-    except Int8ExportError as e:
-        raise TFLiteExportError(f"no full-integer export: {e}; export a float file (drop --int8)") from None
-    archive.write_out(folder, verbose=False)
+        archive.write_out(folder, verbose=False)
+    except Int8ExportError as e:  # Keras wraps it: keep the quantizer's own line, without colour codes
+        lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in str(e).splitlines()]
+        reason = next((line for line in lines if "no integer (int8) form" in line), lines[0] if lines else "")
+        raise TFLiteExportError(f"no full-integer export: {reason}; export a float file (drop --int8)") from None
 
 
 def convert(model, int8=False, representative=None, io="float", pixels=None):
