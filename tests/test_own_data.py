@@ -3,6 +3,7 @@ file that takes the raw image bytes; runs recorded before the network held its i
 still export."""
 
 import json
+import re
 import shutil
 
 import numpy as np
@@ -75,11 +76,15 @@ def test_folder_search_train_export_uint8_tflite(folder, tmp_path, capsys):
 
     tflite = tmp_path / "m.tflite"
     code = run_command(export_arc.CONFIG, ["export", "--output_dir", str(train_dir), "--packed", "",
-                                           "--tflite", str(tflite), "--int8", "--tflite_io", "uint8"],
+                                           "--tflite", str(tflite), "--int8", "--tflite_io", "uint8", "--tflm"],
                        export_arc.main)
     out, err = capsys.readouterr()
     assert code == 0, err
     assert "TFLite input: uint8 (1, 40, 30, 3): the raw image bytes (scale 1, zero point 0)" in out
+    # ... and TensorFlow Lite Micro runs it, integer end to end, on the raw bytes too.
+    assert "TFLite integer only: yes" in out
+    micro = re.search(r"TFLM: test accuracy [0-9.]+ \(Keras [0-9.]+\), same prediction as Keras on ([0-9.]+)%", out)
+    assert micro and float(micro.group(1)) >= 99, out
 
     images, labels = raw_images(folder, "test")
     model, _, _ = restore_run(str(train_dir))
