@@ -10,7 +10,9 @@ every such bias to its operator's real input scale (``bias_q * old_scale / new_s
 rounded: the same real bias), and replaces each stand-alone ``RELU_N1_TO_1`` (a clip to
 [-1, 1] that no producer could fuse, and that TensorFlow Lite Micro does not register) by a
 ``QUANTIZE`` (int8 requantize) into the same output tensor, whose int8 range is already
-[-1, 1], so the values are the same.
+[-1, 1], so the values are the same. Where such a requantize reads an ``ADD``, the sum is
+recomputed straight into the fine grid by a second ``ADD`` (one rounding instead of two before
+a binary or ternary quantizer's thresholds).
 
 :func:`float_operators` lists what is left that is not integer: a ``DEQUANTIZE``, ``QUANTIZE``
 from float, or any operator with a float tensor between the (integer) input and output.
