@@ -21,6 +21,9 @@ FLAG_HELP = {
     "target_memory_kib": "Weight-memory target in KiB (as summarize_arc.py counts it); 0: none. "
                          "reward = acc * (memory / target) ** cost_weight.",
     "target_ops": "OPs target (FLOPs + BOPs / 64, as summarize_arc.py counts it); 0: none.",
+    "target_ram_kib": "RAM target in KiB: TensorFlow Lite Micro's tensor arena for the int8 file (as export_arc.py "
+                      "--tflm measures it; per-op tables fitted at the start of the search); 0: none.",
+    "target_flash_kib": "Flash target in KiB: the int8 .tflite file (as export_arc.py --int8 writes it); 0: none.",
     "cost_weight": "MnasNet's exponent w of the cost factor (cost / target) ** w; <= 0.",
     "cost_constraint": "soft: the factor applies everywhere; hard: only above the target.",
     # data and run

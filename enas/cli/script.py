@@ -87,7 +87,16 @@ def main(config, dataset, mode, argv=None):
         else:
             from enas.search import search_task
 
-            search_task.run(run_config)
+            micro_builder = None
+            if run_config.cost.needs_micro:
+                from enas.deploy.micro_table import MicroTable
+
+                def micro_builder(child_config, image_shape):
+                    print("Fitting TensorFlow Lite Micro's RAM and flash tables (converting random children to int8; "
+                          "about a minute)", flush=True)
+                    return MicroTable.build(child_config, image_shape)
+
+            search_task.run(run_config, micro_builder=micro_builder)
 
     script_doc = getattr(sys.modules.get("__main__"), "__doc__", None)
     return run_command(base, argv, run, description=script_doc or f"{mode} ({dataset})", rebase=rebase)

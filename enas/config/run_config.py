@@ -11,7 +11,7 @@ section         class                       flags (``--help`` of a script lists 
 ``child``       :class:`ChildConfig`        ``child_num_layers`` ... ``child_precision_overrides``
 ``training``    :class:`TrainingConfig`     ``batch_size``, ``num_epochs``, ``child_lr_*``, ...
 ``controller``  :class:`ControllerConfig`   ``controller_*``, ``num_sampled_arcs`` (search only)
-``cost``        :class:`CostConfig`         ``target_memory_kib``, ``target_ops``, ``cost_*``
+``cost``        :class:`CostConfig`         ``target_memory_kib``, ``target_ops``, ``target_ram_kib``, ``target_flash_kib``, ``cost_*``
                                             (search only)
 ``output``      :class:`OutputConfig`       ``output_dir``, ``log_every``, ``seed``, ...
 ``distribute``  :class:`DistributeConfig`   ``distribution``, ``num_devices``,
@@ -206,6 +206,9 @@ class ControllerConfig:
 COST_CONSTRAINTS = ("soft", "hard")
 
 
+COST_METRICS = ("memory_kib", "ops", "ram_kib", "flash_kib")
+
+
 @dataclasses.dataclass(frozen=True)
 class CostConfig:
     """The cost term of the search's reward (MnasNet's, Tan et al. 2019):
@@ -214,50 +217,72 @@ class CostConfig:
 
     with ``w = cost_weight`` (default -0.07). ``cost_constraint="hard"`` applies ``w`` only above
     the target (a factor 1 within it). A target of 0 is not used; without targets the reward is
-    the accuracy."""
+    the accuracy. The costs (:data:`COST_METRICS`): weight memory and OPs as the summary counts
+    them, and, for a microcontroller, the tensor arena TensorFlow Lite Micro needs for the int8
+    file (``ram_kib``) and the file itself (``flash_kib``)."""
 
     target_memory_kib: float = 0.0
     target_ops: float = 0.0
+    target_ram_kib: float = 0.0
+    target_flash_kib: float = 0.0
     cost_weight: float = -0.07
     cost_constraint: str = "soft"
 
     def __post_init__(self):
-        if self.target_memory_kib < 0 or self.target_ops < 0:
-            raise ConfigError("--target_memory_kib and --target_ops must be >= 0 (0: no target)")
+        if min(self.target_values()) < 0:
+            raise ConfigError("--target_memory_kib, --target_ops, --target_ram_kib and --target_flash_kib must be "
+                              ">= 0 (0: no target)")
         if self.cost_weight > 0:
             raise ConfigError(f"--cost_weight must be <= 0 (a penalty for cost), got {self.cost_weight}")
         if self.cost_constraint not in COST_CONSTRAINTS:
             raise ConfigError(f"unknown --cost_constraint {self.cost_constraint!r}: use one of "
                               f"{', '.join(COST_CONSTRAINTS)}")
 
+    def target_values(self):
+        return (self.target_memory_kib, self.target_ops, self.target_ram_kib, self.target_flash_kib)
+
     @property
     def has_target(self):
-        return self.target_memory_kib > 0 or self.target_ops > 0
+        return any(t > 0 for t in self.target_values())
+
+    @property
+    def needs_micro(self):
+        """A RAM or flash target: the search needs TensorFlow Lite Micro's cost tables."""
+        return self.target_ram_kib > 0 or self.target_flash_kib > 0
 
     def targets(self):
-        """``[(metric index 0 memory / 1 ops, target)]`` of the targets set."""
-        return [(i, t) for i, t in enumerate((self.target_memory_kib, self.target_ops)) if t > 0]
+        """``[(metric name, target)]`` of the targets set (names of :data:`COST_METRICS`)."""
+        return [(name, t) for name, t in zip(COST_METRICS, self.target_values()) if t > 0]
 
-    def meets(self, memory_kib, ops):
-        """Within every target set."""
-        return all((memory_kib, ops)[i] <= t for i, t in self.targets())
+    @staticmethod
+    def _costs(values):
+        """``{metric name: value}`` from one dict or the values in :data:`COST_METRICS` order."""
+        return dict(values[0]) if len(values) == 1 and isinstance(values[0], dict) else dict(zip(COST_METRICS, values))
 
-    def factor(self, memory_kib, ops):
-        """The reward's cost factor (Python floats)."""
+    def meets(self, *costs):
+        """Within every target set (``costs``: a dict metric name -> value, or the values in
+        :data:`COST_METRICS` order)."""
+        costs = self._costs(costs)
+        return all(costs[name] <= t for name, t in self.targets())
+
+    def factor(self, *costs):
+        """The reward's cost factor (Python floats; ``costs`` as :meth:`meets`)."""
+        costs = self._costs(costs)
         out = 1.0
-        for i, target in self.targets():
-            value = (memory_kib, ops)[i]
+        for name, target in self.targets():
+            value = costs[name]
             if self.cost_constraint == "soft" or value > target:
                 out *= (value / target) ** self.cost_weight
         return out
 
-    def tf_factor(self, memory_kib, ops):
-        """The reward's cost factor of float32 scalar tensors (traceable)."""
+    def tf_factor(self, *costs):
+        """The reward's cost factor of float32 scalar tensors (traceable; ``costs`` as :meth:`meets`)."""
         import tensorflow as tf
 
+        costs = self._costs(costs)
         out = tf.constant(1.0, tf.float32)
-        for i, target in self.targets():
-            value = (memory_kib, ops)[i]
+        for name, target in self.targets():
+            value = costs[name]
             factor = tf.pow(value / target, self.cost_weight)
             if self.cost_constraint == "hard":
                 factor = tf.where(value > target, factor, 1.0)

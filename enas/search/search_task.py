@@ -122,7 +122,7 @@ class Search(run_loop.Task):
         accuracy_fn = batch_accuracy(self.model, self.reward_batches)
         self.costing = None
         if self.model.space.searches_precision or config.cost.has_target:
-            self.costing = SearchCost.build(config, data.image_shape)
+            self.costing = SearchCost.build(config, data.image_shape, getattr(self, "micro_builder", None))
         reward_fn = tf.function(accuracy_fn if self.costing is None else cost_aware_reward(accuracy_fn, self.costing))
         self.ctrl_trainer = None
         if self.controller.learns:
@@ -247,14 +247,18 @@ def final_pick(controller, trainer, loop, count, top, epoch, costing=None):
     return record_
 
 
-def run(config, dataset=None, log=None, echo=True, data=None):
+def run(config, dataset=None, log=None, echo=True, data=None, micro_builder=None):
     """Search with ``config`` (a :class:`RunConfig`, or a script's flat settings with ``dataset``);
     returns a dict with the best architecture (``best``), the ``final_pick`` record and ``epochs``.
     ``data``: a :class:`~enas.data.data_common.DataSplits` from Python (:mod:`enas.data.sources`)
-    instead of ``config.data``'s files."""
+    instead of ``config.data``'s files. ``micro_builder(child_config, image_shape)``: TensorFlow
+    Lite Micro's RAM and flash table (:meth:`enas.deploy.micro_table.MicroTable.build`), needed by
+    ``--target_ram_kib`` and ``--target_flash_kib``."""
     if not isinstance(config, RunConfig):
         config = RunConfig.from_settings(config, "search", dataset)
-    return run_loop.run(config, Search(), log=log, echo=echo, data=data)
+    task = Search()
+    task.micro_builder = micro_builder
+    return run_loop.run(config, task, log=log, echo=echo, data=data)
 
 
 def restore_shared_child(output_dir):
