@@ -97,22 +97,9 @@ def main(settings):
     print(f"Input: {'x'.join(map(str, image_shape))} images, {num_classes} classes, stem stride {model.stem_stride}")
     print(format_summary(summarize(model)))
     if settings["int8_memory"]:
-        print(int8_memory_line(model, image_shape))
+        from enas.deploy.micro_table import memory_line
 
-
-def int8_memory_line(model, image_shape):
-    """Flash and planned TFLM arena of ``model``'s int8 file (weights and calibration random)."""
-    import numpy as np
-
-    from enas.deploy import tflite_export, tflm_memory
-
-    images = np.random.default_rng(0).uniform(0, 255, (8,) + tuple(image_shape)).astype("float32")
-    blob = tflite_export.convert(tflite_export.deployable(model), int8=True, representative=images, io="int8",
-                                 pixels="uint8")
-    activations, bookkeeping, total = tflm_memory.peak_ram(blob)
-    return (f"Int8 for TensorFlow Lite Micro: flash {len(blob):,} bytes ({len(blob) / 1024:.1f} KiB, the file), peak RAM "
-            f"{total:,} bytes ({total / 1024:.1f} KiB: tensor arena, activations {activations:,} + bookkeeping "
-            f"{bookkeeping:,})")
+        print(memory_line(model, image_shape))
 
 
 if __name__ == "__main__":

@@ -46,8 +46,9 @@ def _quantizer_file(quantizer):
 
 
 def _grid_and_levels(blob):
-    """``(x, y)``: the quantizer's int8 input and output tensors after one run on all 256 input
-    values, each dequantized with its own scale and zero point, and the output's scale."""
+    """``(x, y, y_scale, y_zero)``: the quantizer's int8 input and output tensors after one run on
+    all 256 input values, each dequantized with its own scale and zero point, and the output's
+    scale and zero point."""
     runner = tf.lite.Interpreter(model_content=blob, experimental_preserve_all_tensors=True,
                                  experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
     runner.allocate_tensors()
@@ -140,10 +141,10 @@ def _random_child_file(seed, precision, filters=8, num_nodes=3):
     run = RunConfig.from_settings({"data_path": "./data", "child_fixed_arc": str(arc), "child_num_layers": 1,
                                    "child_out_filters": filters, "child_quantization": precision, "child_bits": 4,
                                    "child_use_aux_heads": False}, "train", "mnist")
+    from enas.deploy.micro_table import sized_int8_file
+
     model = MicroChild(run.child, fixed_arc=arc).build_for((28, 28, 1))
-    images = np.random.default_rng(seed).uniform(0, 255, (4, 28, 28, 1)).astype(np.float32)
-    return tflite_export.convert(tflite_export.deployable(model), int8=True, representative=images, io="int8",
-                                 pixels="uint8")
+    return sized_int8_file(model, (28, 28, 1), seed=seed)
 
 
 @pytest.mark.parametrize("seed,precision", [(0, "ternary"), (1, "binary"), (2, "quantized"), (3, "ternary"),

@@ -13,8 +13,8 @@ from enas.child.micro_child import MicroChild
 from enas.cli import script
 from enas.config.run_config import CostConfig, RunConfig
 from enas.cost.cost_table import CostTable
-from enas.deploy import tflite_export, tflm_memory
-from enas.deploy.micro_table import MicroTable
+from enas.deploy import tflm_memory
+from enas.deploy.micro_table import MicroTable, sized_int8_file
 from enas.errors import ConfigError
 from enas.search.search_cost import SearchCost
 from enas.space.arc import random_arc
@@ -32,10 +32,7 @@ def table():
 
 
 def _planned(arc):
-    model = MicroChild(CONFIG, fixed_arc=arc).build_for((28, 28, 1))
-    images = np.random.default_rng(0).uniform(0, 255, (4, 28, 28, 1)).astype(np.float32)
-    blob = tflite_export.convert(tflite_export.deployable(model), int8=True, representative=images, io="int8",
-                                 pixels="uint8")
+    blob = sized_int8_file(MicroChild(CONFIG, fixed_arc=arc).build_for((28, 28, 1)), (28, 28, 1))
     return tflm_memory.peak_ram(blob)[2] / 1024, len(blob) / 1024
 
 

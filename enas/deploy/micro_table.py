@@ -16,7 +16,8 @@ a sum over the cell's op slots plus a term in the number of loose ends the cell 
 
 then ``ram = activations (the largest planned peak seen) + bookkeeping``. It reports the
 leave-one-out error of the fit. :meth:`MicroTable.cost` (numpy) and :meth:`MicroTable.tf_cost`
-(a few one-hot sums inside the compiled reward) compute the same figures.
+(a few one-hot sums inside the compiled reward) compute the same figures. :func:`memory_line`
+is ``summarize_arc.py``'s figure of one architecture (its int8 file, planned).
 """
 
 from __future__ import annotations
@@ -25,10 +26,31 @@ import dataclasses
 
 import numpy as np
 
+from enas.deploy import tflm_memory
 from enas.space.arc import Arc, parse_arc, precision_name, random_arc
 from enas.space.search_space import DEFAULT as SPACE
 
 METRICS = ("bookkeeping", "flash")
+
+
+def sized_int8_file(model, image_shape, seed=0):
+    """The int8 ``.tflite`` bytes :func:`enas.deploy.tflite_export.convert` writes for ``model``
+    (uint8 pixels in), calibrated on 4 random images: for its sizes (flash, arena), which do not
+    depend on the weights or the calibration."""
+    from enas.deploy import tflite_export
+
+    images = np.random.default_rng(seed).uniform(0, 255, (4,) + tuple(image_shape)).astype(np.float32)
+    return tflite_export.convert(tflite_export.deployable(model), int8=True, representative=images, io="int8",
+                                 pixels="uint8")
+
+
+def memory_line(model, image_shape):
+    """One line: flash and planned TFLM arena of ``model``'s int8 file (``summarize_arc.py``)."""
+    blob = sized_int8_file(model, image_shape)
+    activations, bookkeeping, total = tflm_memory.peak_ram(blob)
+    return (f"Int8 for TensorFlow Lite Micro: flash {len(blob):,} bytes ({len(blob) / 1024:.1f} KiB, the file), peak RAM "
+            f"{total:,} bytes ({total / 1024:.1f} KiB: tensor arena, activations {activations:,} + bookkeeping "
+            f"{bookkeeping:,})")
 
 
 @dataclasses.dataclass
@@ -116,7 +138,6 @@ class MicroTable:
         images of ``image_shape`` on ``samples`` converted random children (default: the number of
         features + 8)."""
         from enas.child.micro_child import MicroChild
-        from enas.deploy import tflite_export, tflm_memory
 
         precisions = tuple(precision_name(p) for p in child_config.search_precisions) \
             if len(child_config.search_precisions) > 1 else ("",)
@@ -127,9 +148,7 @@ class MicroTable:
         for i in range(count):
             arc = random_arc(child_config.num_nodes, rng, precisions if len(precisions) > 1 else ())
             model = MicroChild(child_config, fixed_arc=arc).build_for(tuple(image_shape))
-            images = np.random.default_rng(i).uniform(0, 255, (4,) + tuple(image_shape)).astype(np.float32)
-            blob = tflite_export.convert(tflite_export.deployable(model), int8=True, representative=images,
-                                         io="int8", pixels="uint8")
+            blob = sized_int8_file(model, image_shape, seed=i)
             head, tail, _ = tflm_memory.peak_ram(blob)
             rows.append(empty.features(arc))
             targets.append([tail, len(blob)])

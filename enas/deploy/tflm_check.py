@@ -4,8 +4,8 @@ chip's speed), find the smallest tensor arena it allocates in, and compare its p
 Keras and with the TensorFlow Lite interpreter.
 
 TFLM runs in a child process (:mod:`enas.deploy.tflm_worker`): its host interpreter aborts the
-process on some files, which becomes one error line here. The arena figure is TFLM's own: :func:`smallest_arena` bisects ``arena_size`` over "the
-interpreter allocates" (TFLM plans the tensors' lifetimes in the file's operator order and adds
+process on some files, which becomes one error line here. The arena figure is TFLM's own:
+:func:`smallest_arena` bisects ``arena_size`` over "the interpreter allocates" (TFLM plans the tensors' lifetimes in the file's operator order and adds
 its own bookkeeping), to the byte. The flash figure is the file size: TFLM runs the flatbuffer in
 place, weights included.
 """
