@@ -195,3 +195,48 @@ def test_a_quantizer_without_an_integer_form_is_one_line():
     message = str(error.value)
     assert "\n" not in message and "SteQuantize" in message and "no integer (int8) form" in message
     assert "drop --int8" in message
+
+
+def test_a_sign_reads_its_convolution_on_the_fine_grid_not_the_shared_coarse_one():
+    """A convolution whose output feeds a binary activation and a real-valued path (a pool) is
+    stored on a coarse int8 grid (its whole range); the sign's input is recomputed by a second
+    convolution straight into the sign's fine [-1, 1] grid, so that outputs smaller than half a
+    coarse step keep their sign (here every one at least two fine steps from 0)."""
+    inputs = keras.Input((8, 8, 1))
+    y = keras.layers.Conv2D(1, 3, padding="same", kernel_initializer=keras.initializers.Constant(10.0),
+                            bias_initializer=keras.initializers.Constant(0.05))(inputs)
+    signs = keras.layers.Conv2D(1, 1, kernel_initializer="ones", use_bias=False)(_Apply(SteSign())(y))
+    pooled = keras.layers.AveragePooling2D(2)(y)
+    model = keras.Model(inputs, [signs, pooled])
+    # Calibrated on [-1, 1]: y spans +-90, a coarse step of ~0.7; tested on inputs of a few steps.
+    representative = np.random.default_rng(0).uniform(-1, 1, (8, 8, 8, 1)).astype(np.float32)
+    representative[0, 0, 0, 0], representative[0, 0, 1, 0] = -1.0, 1.0
+    blob = tflite_export.convert(model, int8=True, representative=representative, io="int8")
+    lite = tflite_export.interpreter(blob)
+    source = lite.get_input_details()[0]
+    target = next(d for d in lite.get_output_details() if tuple(d["shape"]) == (1, 8, 8, 1))
+    scale, zero = source["quantization"]
+    levels = np.random.default_rng(1).integers(-1, 2, (20, 8, 8, 1)) + zero
+    test = (scale * (levels - zero)).astype(np.float32)  # on the input's int8 grid
+    expected = np.asarray(model(test)[0])
+    y_float = np.asarray(keras.Model(inputs, y)(test))
+    checked = np.abs(y_float) > 2 * 2 / 255
+    assert checked.mean() > 0.5 and (y_float[checked] < 0).any()
+    assert (np.abs(y_float) < 0.35).mean() > 0.8  # most within half a coarse step of 0
+    for q, want, mask in zip(levels.astype(np.int8), expected, checked):
+        lite.set_tensor(source["index"], q[None])
+        lite.invoke()
+        got = lite.get_tensor(target["index"])[0].astype(np.float32) - target["quantization"][1]
+        assert np.array_equal(np.sign(got[mask]), np.sign(want[mask]))
+    assert int8_graph.operator_counts(blob)["CONV_2D"] == 3  # the convolution, its fine twin, the 1x1
+
+
+def test_the_int8_file_keeps_no_inner_tensor_names_and_tflm_still_runs_it():
+    """The inner tensors' names are dropped (flash), the graph's input and output keep theirs."""
+    blob = _quantizer_file(QUANTIZERS["ternary"])
+    model = int8_graph.read(blob)
+    graph = model.subgraphs[0]
+    ends = set(graph.inputs) | set(graph.outputs)
+    assert all(not t.name for j, t in enumerate(graph.tensors) if j not in ends)
+    assert all(graph.tensors[j].name for j in ends)
+    assert tflm_check.smallest_arena(blob) > 0

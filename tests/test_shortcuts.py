@@ -137,3 +137,22 @@ def test_shortcuts_add_no_weights_and_change_the_function():
         np.testing.assert_array_equal(a.numpy(), b.numpy())
     images = _inputs((2, 28, 28, 1))
     assert not np.allclose(with_shortcuts(images).numpy(), without(images).numpy())
+
+
+@pytest.mark.parametrize("odd", [False, True])
+def test_factorized_reduce_export_form_splits_its_batch_norm_per_half_with_the_same_output(odd):
+    """In a TensorFlow Lite export (saturated inputs) the batch norm after the two halves'
+    concatenation runs on each half (so each folds into its convolution): same output."""
+    from quantize.base import saturated_inputs
+
+    x = _inputs((2, 7 if odd else 6, 6, 4))
+    reduce = micro_ops.FactorizedReduce(10, precision=BINARY_SHORTCUT)
+    reduce.build(x.shape)
+    rng = np.random.default_rng(0)
+    for variable in (reduce.bn.gamma, reduce.bn.beta, reduce.bn.moving_mean):
+        variable.assign(rng.normal(size=variable.shape).astype(np.float32))
+    reduce.bn.moving_variance.assign(rng.uniform(0.5, 2.0, reduce.bn.moving_variance.shape).astype(np.float32))
+    expected = reduce(x, training=False).numpy()
+    with saturated_inputs():
+        got = reduce(x, training=False).numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)

@@ -57,6 +57,9 @@ def test_train_prints_original_format_and_resumes(train_config, capsys):
     # The last printed test accuracy is that of the saved weights on the 200 test images.
     assert accuracy[-1] == round(recomputed_test_accuracy(train_config["output_dir"]), 4)
     assert re.search(r"^Parameters: \d+$", out, re.M)
+    # ... and ends with the int8 file's flash and the arena TensorFlow Lite Micro plans for it.
+    micro = re.search(r"^Int8 for TensorFlow Lite Micro: flash ([\d,]+) bytes .* peak RAM ([\d,]+) bytes", out, re.M)
+    assert micro and min(int(v.replace(",", "")) for v in micro.groups()) > 1000, out[-600:]
 
     # Rerunning the same command with more epochs resumes at epoch 2 instead of starting over.
     more = {**train_config, "num_epochs": 3}
@@ -72,9 +75,10 @@ def test_train_prints_original_format_and_resumes(train_config, capsys):
 def test_learns_mnist_digits(train_config, capsys):
     """A few epochs of a tiny ternary child on MNIST digits: well above chance (10%)."""
     config = {**train_config, "num_epochs": 3, "max_train_examples": 1500, "child_out_filters": 8,
-              "child_optimizer": "adam", "child_lr_max": 0.01, "child_lr_min": 0.001}
+              "child_optimizer": "adam", "child_lr_max": 0.01, "child_lr_min": 0.001, "micro_memory": False}
     code, out, err = run_main(config, capsys)
     assert code == 0, err
+    assert "Int8 for TensorFlow Lite Micro" not in out  # --nomicro_memory
     final = float(re.search(r"^Final test_accuracy: (\S+)", out, re.M).group(1))
     assert final > 0.5, out[-800:]
 

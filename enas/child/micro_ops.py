@@ -76,6 +76,18 @@ class BatchNorm(keras.layers.Layer):
                 epsilon=self.epsilon, is_training=False)
         return y if rank4 else y[:, 0, 0, :]
 
+    def inference_channels(self, x, start, stop):
+        """Inference batch norm of channels ``start:stop`` alone: ``x`` ``(batch, H, W, stop - start)``
+        is normalised with those channels' moving statistics, ``gamma`` and ``beta``. A batch norm
+        after a concatenation is split this way in a TensorFlow Lite export, so that each part
+        folds into the convolution that produced it (no separate multiply and add, each an int8
+        rounding)."""
+        part = slice(start, stop)
+        y, _, _ = tf.compat.v1.nn.fused_batch_norm(
+            x, self.gamma[part], self.beta[part], mean=self.moving_mean[part],
+            variance=self.moving_variance[part], epsilon=self.epsilon, is_training=False)
+        return y
+
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)
 
@@ -384,8 +396,16 @@ class FactorizedReduce(OpLayer):
         pad_h, pad_w = (1 if d is None else d % 2 for d in x.shape[1:3])
         if pad_h or pad_w:
             shifted = tf.pad(shifted, [[0, 0], [0, pad_h], [0, pad_w], [0, 0]])
-        out = ops.concatenate([self.paths[0](x), self.paths[1](shifted)], axis=-1)
-        out = apply_optional(self.after_norm, self.bn(out, training=self._bn_training(training)))
+        halves = [self.paths[0](x), self.paths[1](shifted)]
+        if inputs_saturated() and not self._bn_training(training):
+            # A TensorFlow Lite export: each half's batch norm folds into its convolution.
+            split = halves[0].shape[-1]
+            halves = [self.bn.inference_channels(halves[0], 0, split),
+                      self.bn.inference_channels(halves[1], split, self.filters)]
+            out = ops.concatenate(halves, axis=-1)
+        else:
+            out = self.bn(ops.concatenate(halves, axis=-1), training=self._bn_training(training))
+        out = apply_optional(self.after_norm, out)
         return out + real_shortcut(real, out.shape) if self.shortcut else out
 
     def compute_output_shape(self, input_shape):

@@ -50,6 +50,8 @@ FLAG_HELP = {
     "log_every": "Print a child step line every N steps.",
     "eval_every_epochs": "Evaluate every N epochs.",
     "seed": "Random seed (data order, initialisation, sampled architectures).",
+    "micro_memory": "Train: end with the flash and peak RAM (tensor arena) of the child's int8 TensorFlow Lite "
+                    "Micro file, next to the weight memory (converts the child once, a few seconds).",
     # scale-out (tf.distribute)
     "distribution": "default: one device; mirrored: MirroredStrategy over this host's GPUs (or the CPU split into "
                     "--num_devices logical devices); multi_worker: MultiWorkerMirroredStrategy over the hosts "

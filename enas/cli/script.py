@@ -83,7 +83,10 @@ def main(config, dataset, mode, argv=None):
         if mode == "train":
             from enas.run import train_fixed
 
-            train_fixed.run(run_config)
+            final_lines = None
+            if run_config.output.micro_memory:
+                from enas.deploy.micro_table import memory_lines as final_lines
+            train_fixed.run(run_config, final_lines=final_lines)
         else:
             from enas.search import search_task
 

@@ -299,6 +299,7 @@ class OutputConfig:
     log_every: int = 50  # steps between child step lines
     eval_every_epochs: int = 1
     seed: int = 1
+    micro_memory: bool = True  # train: end with the int8 file's flash and TFLM peak RAM (a conversion, seconds)
 
     def __post_init__(self):
         _positive(self, "log_every", "eval_every_epochs")
@@ -360,7 +361,7 @@ _FLAT = {
     "child_grad_bound": ("training", "grad_bound"), "child_xla": ("training", "xla"),
     "output_dir": ("output", "output_dir"), "reset_output_dir": ("output", "reset_output_dir"),
     "log_every": ("output", "log_every"), "eval_every_epochs": ("output", "eval_every_epochs"),
-    "seed": ("output", "seed"),
+    "seed": ("output", "seed"), "micro_memory": ("output", "micro_memory"),
     **{f.name: ("distribute", f.name) for f in dataclasses.fields(DistributeConfig)},
     **{f"controller_{f.name}": ("controller", f.name) for f in dataclasses.fields(ControllerConfig)
        if f.name not in ("num_sampled_arcs", "final_pick_samples", "final_pick_top")},

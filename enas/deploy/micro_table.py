@@ -44,6 +44,18 @@ def sized_int8_file(model, image_shape, seed=0):
                                  pixels="uint8")
 
 
+def memory_lines(model):
+    """``[memory_line]`` of a built child (the end of a training run's log), or ``[why not]`` when
+    it has no integer-only int8 file (e.g. 16-bit activations)."""
+    from enas.deploy.tflite_export import TFLiteExportError
+    from quantize.base import Int8ExportError
+
+    try:
+        return [memory_line(model, model.input_image_shape)]
+    except (TFLiteExportError, Int8ExportError) as e:
+        return [f"Int8 for TensorFlow Lite Micro: none ({e})"]
+
+
 def memory_line(model, image_shape):
     """One line: flash and planned TFLM arena of ``model``'s int8 file (``summarize_arc.py``)."""
     blob = sized_int8_file(model, image_shape)

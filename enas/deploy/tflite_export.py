@@ -22,6 +22,10 @@ levels of binary (``{-1, +1}``, or ``+-alpha_c``) and ternary (``{-a, 0, +a}``) 
 int8 exactly (``+-127`` and 0; :func:`int8_weight_levels`); k-bit levels ``j / 2^(k-1)`` land on
 the nearest of 127 steps of their channel's largest level ``j_max``, exact only where ``j_max``
 divides ``127 j`` (otherwise off by at most half a step, 0.4% of the channel's largest weight).
+The int8 file is then repaired to be integer end to end (:func:`enas.deploy.int8_graph.integer_only`),
+its operators put in the order that needs the least tensor arena
+(:func:`enas.deploy.tflm_memory.better_order`) and its inner tensors' names dropped
+(:func:`enas.deploy.int8_graph.strip_names`: flash).
 
 :func:`check` runs the interpreter on a split and reports Keras' and the file's accuracy, how
 often their predictions agree, the file size and the median latency per image on this CPU.
@@ -138,12 +142,13 @@ def convert(model, int8=False, representative=None, io="float", pixels=None):
             raise TFLiteExportError(describe_failure(str(e))) from None
     if int8:
         from enas.deploy import tflm_memory
-        from enas.deploy.int8_graph import integer_only
+        from enas.deploy.int8_graph import integer_only, strip_names
 
         blob, _ = integer_only(blob)
         order = tflm_memory.better_order(blob)
         if order != sorted(order):  # the operator order TFLM needs the least arena for
             blob = tflm_memory.reordered(blob, order)
+        blob = strip_names(blob)
     if int8 and io != "float" and pixels == "uint8":
         scale, zero = input_quantization(blob)
         if abs(scale - 1.0) > 1e-6 or zero != (0 if io == "uint8" else -128):

@@ -145,7 +145,8 @@ def compression_plan(blob, max_bits=4, skipped=None):
     candidates = {}
     for index, operator in sorted(readers.items()):
         tensor = graph.tensors[index]
-        label = tensor.name.decode("utf-8", "replace") if isinstance(tensor.name, bytes) else str(tensor.name)
+        label = tensor.name.decode("utf-8", "replace") if isinstance(tensor.name, bytes) else str(tensor.name or "")
+        label = label or f"tensor {index}"
         kernel = None if tensor.type != schema.TensorType.INT8 or index in ends else _kernel(model, tensor)
         if kernel is None:
             skipped.append((index, label, "not a constant int8 tensor"))

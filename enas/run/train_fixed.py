@@ -18,7 +18,12 @@ __all__ = ["FixedTraining", "run", "TrainingDiverged"]
 
 
 class FixedTraining(run_loop.Task):
-    """Train ``config.fixed_arc`` from scratch."""
+    """Train ``config.fixed_arc`` from scratch. ``final_lines``: a function of the trained model
+    giving more lines for the end of the log (the scripts pass the int8 file's flash and peak
+    RAM, from :mod:`enas.deploy`, which this package does not import)."""
+
+    def __init__(self, final_lines=None):
+        self.final_lines = final_lines
 
     def build(self, config, data):
         self.model = MicroChild(config.child, fixed_arc=config.fixed_arc).build_for(data.image_shape)
@@ -59,6 +64,8 @@ class FixedTraining(run_loop.Task):
         log(f"Parameters: {self.model.count_params_used()}")
         log("-" * 80)
         log(format_summary(summarize(self.model)))
+        for line in self.final_lines(self.model) if self.final_lines else ():
+            log(line)
         log("-" * 80)
         return {"arc": arc, "model": self.model, "accuracies": loop.accuracies}
 
@@ -82,11 +89,12 @@ def load_teacher(config, data):
     return teacher
 
 
-def run(config, dataset=None, log=None, echo=True, data=None):
+def run(config, dataset=None, log=None, echo=True, data=None, final_lines=None):
     """Train the architecture of ``config`` (a :class:`RunConfig`, or a script's flat settings
     with ``dataset``); returns a dict with ``arc``, ``model``, ``accuracies`` and ``epochs``.
     ``data``: a :class:`~enas.data.data_common.DataSplits` from Python (:mod:`enas.data.sources`:
-    ``from_arrays``, ``from_tf_dataset``) instead of ``config.data``'s files."""
+    ``from_arrays``, ``from_tf_dataset``) instead of ``config.data``'s files. ``final_lines``:
+    see :class:`FixedTraining`."""
     if not isinstance(config, RunConfig):
         config = RunConfig.from_settings(config, "train", dataset)
-    return run_loop.run(config, FixedTraining(), log=log, echo=echo, data=data)
+    return run_loop.run(config, FixedTraining(final_lines), log=log, echo=echo, data=data)
