@@ -1,7 +1,8 @@
-"""Does the search beat random? Run the ENAS search and a weight-sharing random search under one
-budget, pick each one's best architectures on the whole validation split, draw as many at
-random, train them all from scratch over several seeds, and report (study.md, study.json,
-study.png in the output folder; see enas/search/study.py).
+"""Does the search beat random, at equal size? Run the ENAS search and a weight-sharing random
+search under one budget for each search seed, pick each one's best architectures on the whole
+validation split, draw as many at random and as many of the ENAS picks' size, train them all from
+scratch over several seeds, and report with confidence intervals and p-values (study.md,
+study.json, study.png in the output folder; see enas/search/study.py).
 
     python study_arc.py --data_path ../shared/data/mnist >> mnist_study.txt
     python study_arc.py --dataset auto --data_path my_images/ --num_valid 0.1 >> study.txt
@@ -30,7 +31,11 @@ FLAG_HELP = {
     "data_path": "Folder with the dataset files (empty: ./data/<dataset>).",
     "output_dir": "The study's folder (empty: ./output-<dataset>-study); rerunning resumes it.",
     "study_seeds": "Seeds of the stand-alone trainings of every picked architecture, e.g. '1,2'.",
-    "study_top_k": "Architectures per group: the best k of each final pick, and k drawn at random.",
+    "study_search_seeds": "Seeds of the searches: the ENAS and the random-controller search each run once per seed "
+                          "(the unit the statistics compare), e.g. '1,2,3'.",
+    "study_top_k": "Architectures per search: the best k of its final pick (and k drawn at random, k size-matched).",
+    "study_size_tolerance": "The size-matched group: uniform architectures whose weight memory is within this "
+                            "fraction of an ENAS pick's.",
     "train_epochs": "Epochs of each stand-alone training (the same budget for every architecture).",
     "num_epochs": "Epochs of each of the two searches.",
 }

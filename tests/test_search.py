@@ -177,3 +177,34 @@ def test_negative_warmup_is_one_line(search_config, capsys, tmp_path):
     code, out, err = search({**search_config, "controller_warmup_epochs": -1,
                              "output_dir": str(tmp_path / "bad")}, capsys)
     assert code == 2 and err.strip() == "error: --controller_warmup_epochs must be >= 0, got -1"
+
+
+def test_reward_over_k_minibatches_is_the_mean_of_the_k_single_rewards():
+    """``--controller_reward_batches K``: the reward of an architecture is the mean of the K
+    one-minibatch rewards the same minibatches give one at a time (each with its own batch
+    statistics), and ``--reward_batch_size`` sets the minibatch, whatever the training batch."""
+    import numpy as np
+    import tensorflow as tf
+
+    from enas.child.micro_child import MicroChild
+    from enas.config.run_config import RunConfig
+    from enas.data.sources import from_arrays
+    from enas.search.search_task import RewardBatches, batch_accuracy
+    from enas.space.arc import random_arc
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (300, 12, 12, 1)).astype(np.uint8)
+    labels = rng.integers(0, 3, 300)
+    config = RunConfig.from_settings({"child_num_layers": 0, "child_num_cells": 2, "child_out_filters": 4,
+                                      "reward_batch_size": 16, "controller_reward_batches": 3, "batch_size": 50,
+                                      "num_valid": 96}, "search", "arrays")
+    data = from_arrays(images, labels, num_valid=96)
+    config = config.with_data(data)
+    model = MicroChild(config.child).build_for(data.image_shape)
+    arc = tf.constant(random_arc(config.child.num_nodes, np.random.default_rng(1)).to_vector(), tf.int32)
+    mean_of_three = tf.function(batch_accuracy(model, RewardBatches(data, 16, seed=5), 3))
+    single = tf.function(batch_accuracy(model, RewardBatches(data, 16, seed=5), 1))
+    for _ in range(2):  # the next three minibatches each time, from the same stream
+        singles = [float(single(arc)) for _ in range(3)]
+        assert all(s * 16 == round(s * 16) for s in singles)  # minibatches of 16 images
+        assert float(mean_of_three(arc)) == pytest.approx(sum(singles) / 3, abs=1e-6)

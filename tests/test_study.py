@@ -1,6 +1,7 @@
-"""The search-vs-random study end to end at a tiny budget: the report's structure, its numbers
-recomputed from the recorded runs, and a study killed after phase 2 resuming without redoing
-phases 1 and 2."""
+"""The search-vs-random study end to end at a tiny budget with two search seeds: the report's
+structure, its numbers (per-search units, differences, intervals, p-values, tau) recomputed from
+the recorded runs, the size-matched group within its tolerance, and a study killed after its
+searches resuming without redoing them."""
 
 import json
 import math
@@ -23,8 +24,9 @@ TINY_STUDY = dict(
     num_epochs=1, log_every=5, seed=4, num_sampled_arcs=2, child_num_layers=0, child_num_cells=2,
     child_out_filters=4, controller_train_steps=2, controller_num_aggregate=2, controller_lstm_size=8,
     controller_warmup_epochs=0,
-    final_pick_samples=4, study_top_k=1, study_seeds="1,2", train_epochs=1,
+    final_pick_samples=4, study_top_k=1, study_seeds="1,2", study_search_seeds="1,2", train_epochs=1,
 )
+SEARCHES = ("search_enas-s1", "search_random-s1", "search_enas-s2", "search_random-s2")
 
 
 def test_kendall_tau():
@@ -40,88 +42,140 @@ def test_kendall_tau():
 
 @pytest.fixture(scope="module")
 def study_run(tmp_path_factory, mnist_path):
-    """A study killed during phase 3, then rerun to the end."""
+    """A study killed once its four searches are done (at phase 2), then rerun to the end."""
     folder = tmp_path_factory.mktemp("study") / "study"
     config = {**TINY_STUDY, "data_path": mnist_path, "output_dir": str(folder)}
     command = [sys.executable, str(REPO / "study_arc.py")] + argv_from(config)[1:]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
                             cwd=REPO)
-    first, deadline = [], time.time() + 300
+    first, deadline = [], time.time() + 400
     while time.time() < deadline:
         line = proc.stdout.readline()
         first.append(line)
-        if not line or line.startswith("Phase 3/6"):
+        if not line or line.startswith("Phase 2/6"):
             break
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    searched = {name: (folder / name / "result.json").stat().st_mtime_ns for name in ("search_enas", "search_random")}
+    searched = {name: (folder / name / "result.json").stat().st_mtime_ns for name in SEARCHES}
     logs = {name: (folder / name / "stdout").read_text() for name in searched}
-    rerun = subprocess.run(command, capture_output=True, text=True, env=env, cwd=REPO, timeout=600)
+    rerun = subprocess.run(command, capture_output=True, text=True, env=env, cwd=REPO, timeout=900)
     return folder, "".join(first), rerun, searched, logs
 
 
 def test_study_resumes_after_kill_without_redoing_phases(study_run):
     folder, first, rerun, searched, logs = study_run
-    assert first.splitlines()[-1].startswith("Phase 3/6"), first
+    assert first.splitlines()[-1].startswith("Phase 2/6"), first
     assert rerun.returncode == 0, rerun.stderr
     out = rerun.stdout.splitlines()
-    assert "Phase 1/6: ENAS search: done, skipped" in out
-    assert "Phase 2/6: random search: done, skipped" in out
-    for name, mtime in searched.items():  # phases 1-2 untouched: same record, no new log lines
+    for seed in (1, 2):
+        assert f"Phase 1/6: ENAS search, seed {seed}: done, skipped" in out
+        assert f"Phase 1/6: random search, seed {seed}: done, skipped" in out
+    for name, mtime in searched.items():  # the searches untouched: same record, no new log lines
         assert (folder / name / "result.json").stat().st_mtime_ns == mtime
         assert (folder / name / "stdout").read_text() == logs[name]
-    assert any(line.startswith("Phase 5/6: training 6/6") for line in out)
+    assert any(line.startswith("Phase 5/6: training 16/16") for line in out)
     # The phases' own logs stayed in their folders.
     assert not any(line.startswith("epoch = ") for line in out)
-    assert "Final pick: 4 architectures" in logs["search_enas"]
+    assert "Final pick: 4 architectures" in logs["search_enas-s2"]
+    # Each search ran with its own seed.
+    for name in SEARCHES:
+        seed = json.loads((folder / name / "config.json").read_text())["config"]["output"]["seed"]
+        assert seed == int(name[-1])
+
+
+def _runs(folder):
+    return [json.loads(p.read_text()) for p in sorted((folder / "train").glob("*/result.json"))]
 
 
 def test_study_report_is_computed_from_the_recorded_runs(study_run):
+    from enas.search import statistics
+
     folder = study_run[0]
     report = json.loads((folder / "study.json").read_text())
     assert (folder / "study.png").stat().st_size > 1000
     markdown = (folder / "study.md").read_text()
-    assert "| group | # | architecture |" in markdown and "Kendall's tau" in markdown
-    runs = [json.loads(p.read_text()) for p in sorted((folder / "train").glob("*/result.json"))]
-    assert len(runs) == 3 * 1 * 2 and {r["group"] for r in runs} == set(GROUPS)
+    assert "| group | search seed | # | architecture |" in markdown and "Kendall's tau" in markdown
+    assert "95% bootstrap interval" in markdown and "Welch" in markdown
+    runs = _runs(folder)
+    assert len(runs) == 4 * 2 * 1 * 2 and {r["group"] for r in runs} == set(GROUPS)
     shared = json.loads((folder / "shared_eval" / "result.json").read_text())["val_acc"]
     archs = report["architectures"]
-    assert [a["group"] for a in archs] == list(GROUPS)
+    assert [a["group"] for a in archs] == [g for g in GROUPS for _ in (1, 2)]
     for arch in archs:
-        mine = [r for r in runs if r["group"] == arch["group"] and r["index"] == arch["index"]]
+        mine = [r for r in runs if (r["group"], r["search_seed"], r["index"]) ==
+                (arch["group"], arch["search_seed"], arch["index"])]
         assert arch["valid"] == [r["valid"] for r in mine] and arch["seeds"] == [1, 2]
         assert arch["test_mean"] == pytest.approx(sum(r["test"] for r in mine) / 2)
-        assert arch["shared_val_acc"] == shared[arch["arc"]]
+        assert arch["shared_val_acc"] == shared[str(arch["search_seed"])][arch["arc"]]
         assert arch["memory_kib"] > 0 and arch["params"] > 0 and arch["ops"] > 0
+    # The unit is a search: its picks' mean test accuracy over the training seeds.
+    units = {g: [statistics_mean([r["test"] for r in runs if r["group"] == g and r["search_seed"] == k])
+                 for k in (1, 2)] for g in GROUPS}
     for group, numbers in report["groups"].items():
-        rows = [a for a in archs if a["group"] == group]
-        assert numbers["test_mean"] == pytest.approx(sum(a["test_mean"] for a in rows) / len(rows))
+        tests = [r["test"] for r in runs if r["group"] == group]
+        assert numbers["test_mean"] == pytest.approx(sum(tests) / len(tests))
+        assert numbers["search_means"] == pytest.approx(units[group])
+    for baseline, c in report["comparisons"].items():
+        diff, low, high = statistics.bootstrap_difference(units["enas"], units[baseline])
+        assert (c["difference"], c["ci_low"], c["ci_high"]) == pytest.approx((diff, low, high))
+        p = statistics.welch_t_test(units["enas"], units[baseline])[2]
+        assert (c["p"] is None) == math.isnan(p) and (c["p"] is None or c["p"] == pytest.approx(p))
     assert archs[0]["own_search_val_acc"] is not None and archs[-1]["own_search_val_acc"] is None
     # Kendall's tau of both splits, recomputed from the recorded runs (NaN exactly when the data
     # leave it undefined); at least one must be defined, or the comparison would prove nothing.
-    assert report["kendall_tau"]["architectures"] == len(archs) == 3
+    assert report["kendall_tau"]["architectures"] == len(archs) == 8
     defined = []
     for split in ("valid", "test"):
-        means = [statistics.fmean(r[split] for r in runs if (r["group"], r["index"]) == (a["group"], a["index"]))
-                 for a in archs]
-        tau, recorded = kendall_tau([shared[a["arc"]] for a in archs], means), report["kendall_tau"][split]
+        means = [statistics_mean([r[split] for r in runs if (r["group"], r["search_seed"], r["index"]) ==
+                                  (a["group"], a["search_seed"], a["index"])]) for a in archs]
+        tau = kendall_tau([a["shared_val_acc"] for a in archs], means)
+        recorded = report["kendall_tau"][split]
         assert math.isnan(recorded) == math.isnan(tau), (split, recorded, tau)
         if not math.isnan(tau):
             assert recorded == pytest.approx(tau), split
             defined.append(split)
     assert defined, f"tau undefined on both splits: shared {[a['shared_val_acc'] for a in archs]}"
     # Each picked architecture of a search is its final pick's best.
-    enas_pick = json.loads((folder / "search_enas" / "result.json").read_text())
-    assert archs[0]["arc"] == enas_pick["top"][0]["arc"]
-    assert Path(folder / "search_enas" / "best_arc.txt").read_text().strip() == enas_pick["top"][0]["arc"]
+    for seed in (1, 2):
+        enas_pick = json.loads((folder / f"search_enas-s{seed}" / "result.json").read_text())
+        assert archs[seed - 1]["arc"] == enas_pick["top"][0]["arc"]
+        assert Path(folder / f"search_enas-s{seed}" / "best_arc.txt").read_text().strip() == enas_pick["top"][0]["arc"]
+    # The controller's entropy per ENAS search, from its controller.jsonl; none for the random ones.
+    rows = {(r["group"], r["seed"]): r for r in report["searches"]}
+    for seed in (1, 2):
+        enas = rows[("enas", seed)]
+        lines = (folder / f"search_enas-s{seed}" / "controller.jsonl").read_text().splitlines()
+        assert len(enas["entropy"]) == len(lines) == 2  # 1 epoch x 2 updates
+        assert enas["entropy_start"] == json.loads(lines[0])["entropy"] <= enas["uniform_entropy"]
+        assert rows[("random_search", seed)]["entropy"] == []
+        assert 0 < enas["sample_val_acc_mean"] <= 1
+
+
+def statistics_mean(values):
+    return sum(values) / len(values)
+
+
+def test_size_matched_architectures_are_within_the_tolerance_of_their_enas_pick(study_run):
+    """Each size-matched architecture's weight memory, as its stand-alone training summarised it,
+    is within 5% of the ENAS pick it matches, and it was drawn, not copied."""
+    folder = study_run[0]
+    runs = _runs(folder)
+    recorded = json.loads((folder / "size_matched" / "result.json").read_text())["arcs"]
+    for seed in (1, 2):
+        pick = next(r for r in runs if (r["group"], r["search_seed"]) == ("enas", seed))
+        matched = next(r for r in runs if (r["group"], r["search_seed"]) == ("size_matched", seed))
+        assert abs(matched["memory_kib"] - pick["memory_kib"]) <= 0.05 * pick["memory_kib"]
+        item = recorded[str(seed)][0]
+        assert item["arc"] == matched["arc"] and item["target_kib"] == pytest.approx(pick["memory_kib"])
+        assert item["memory_kib"] == pytest.approx(matched["memory_kib"])
 
 
 def test_every_phase_anneals_over_its_own_budget(study_run):
     """A budget shorter than the first cosine period (10 epochs by default) would end at a high
     learning rate; the study makes each phase one cosine period long."""
     folder = study_run[0]
-    search = json.loads((folder / "search_enas" / "config.json").read_text())["config"]["training"]
+    search = json.loads((folder / "search_enas-s1" / "config.json").read_text())["config"]["training"]
     assert search["num_epochs"] == TINY_STUDY["num_epochs"] and search["lr_T_0"] == TINY_STUDY["num_epochs"]
     for path in (folder / "train").glob("*/config.json"):
         training = json.loads(path.read_text())["config"]["training"]
@@ -153,18 +207,18 @@ def test_reset_output_dir_starts_a_study_over_and_refuses_other_folders(tmp_path
         getattr(lock, "release", lambda: None)()
         return s
 
-    # A partial study: phase 3 done (and a phase's leftovers); reopened, phase 3 is skipped.
+    # A partial study: phase 2 done (and a phase's leftovers); reopened, phase 2 is skipped.
     arcs = study(reset=False).random_group()
-    (folder / "search_enas").mkdir()
-    (folder / "search_enas" / "stdout").write_text("epoch = 0\n")
+    (folder / "search_enas-s1").mkdir()
+    (folder / "search_enas-s1" / "stdout").write_text("epoch = 0\n")
     said.clear()
-    assert study(reset=False).random_group() == arcs and said == ["Phase 3/6: random architectures: done, skipped"]
+    assert study(reset=False).random_group() == arcs and said == ["Phase 2/6: random architectures: done, skipped"]
 
     said.clear()
     fresh = study(reset=True)
     assert [name for name in os.listdir(folder) if not name.startswith(".")] == [STUDY_CONFIG]  # not: .lock
-    assert fresh.random_group() == arcs and said == ["Phase 3/6: random architectures: running",
-                                                     "Phase 3/6: random architectures: 1 drawn uniformly"]
+    assert fresh.random_group() == arcs and said == ["Phase 2/6: random architectures: running",
+                                                     "Phase 2/6: random architectures: 2 drawn uniformly"]
 
     # A folder without a study (here: a user's file) is refused, through the script's entry point.
     other = tmp_path / "other"

@@ -120,6 +120,9 @@ FLAG_HELP = {
     "controller_warmup_epochs": "Epochs of shared-weight training (architectures from the untrained controller) "
                                 "before the controller's first update.",
     "controller_num_aggregate": "Architectures sampled per controller update.",
+    "reward_batch_size": "Validation images per reward minibatch (independent of --batch_size).",
+    "controller_reward_batches": "The controller's reward (and each reported val_acc): the mean accuracy over "
+                                 "this many validation minibatches (less noise, more evaluation per sample).",
     "num_sampled_arcs": "Architectures printed (with val_acc) after each epoch.",
     "final_pick_samples": "At the end, architectures sampled from the controller and ranked on the whole "
                           "validation split; the best is best_arc.txt (0: best printed one instead).",

@@ -189,6 +189,8 @@ class ControllerConfig:
     train_steps: int = 50  # controller updates per epoch (the original: 30)
     warmup_epochs: int = 2  # epochs of shared-weight training before the controller's first update (the original: 0)
     num_aggregate: int = 10  # architectures per update
+    reward_batch_size: int = 128  # validation images per reward minibatch (independent of the training batch)
+    reward_batches: int = 1  # the reward: mean accuracy over this many validation minibatches (the original: 1)
     num_sampled_arcs: int = 10  # printed with their val_acc after each epoch
     final_pick_samples: int = 100  # sampled at the end, ranked on the whole validation split
     final_pick_top: int = 3  # of those, kept in final_pick.json's "top"
@@ -196,7 +198,7 @@ class ControllerConfig:
     def __post_init__(self):
         if self.type not in CONTROLLER_TYPES:
             raise ConfigError(f"unknown --controller_type {self.type!r}: use one of {', '.join(CONTROLLER_TYPES)}")
-        _positive(self, "train_steps", "num_aggregate")
+        _positive(self, "train_steps", "num_aggregate", "reward_batch_size", "reward_batches")
         for name in ("num_sampled_arcs", "final_pick_samples", "warmup_epochs"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"--{_FLAG_OF[(ControllerConfig, name)]} must be >= 0, got {getattr(self, name)}")
@@ -364,7 +366,8 @@ _FLAT = {
     "seed": ("output", "seed"), "micro_memory": ("output", "micro_memory"),
     **{f.name: ("distribute", f.name) for f in dataclasses.fields(DistributeConfig)},
     **{f"controller_{f.name}": ("controller", f.name) for f in dataclasses.fields(ControllerConfig)
-       if f.name not in ("num_sampled_arcs", "final_pick_samples", "final_pick_top")},
+       if f.name not in ("num_sampled_arcs", "final_pick_samples", "final_pick_top", "reward_batch_size")},
+    "reward_batch_size": ("controller", "reward_batch_size"),
     "num_sampled_arcs": ("controller", "num_sampled_arcs"),
     "final_pick_samples": ("controller", "final_pick_samples"),
     "final_pick_top": ("controller", "final_pick_top"),

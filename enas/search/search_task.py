@@ -10,7 +10,8 @@ Each epoch:
 3. print ``Here are 10 architectures`` (each with its ``val_acc`` on a validation minibatch and
    as a ready-to-paste string), then ``Epoch N: Eval`` (valid and test accuracy of one sampled
    architecture);
-4. append the architectures sampled for that report to ``arcs.jsonl``, update ``best_arc.txt``
+4. append the architectures sampled for that report to ``arcs.jsonl`` (and each controller update
+   to ``controller.jsonl``: entropy, reward, accuracy), update ``best_arc.txt``
    (the best arc string, ready for ``-fixed_arc``) and ``best_arc.json``, and checkpoint
    child, controller, both optimizers, baseline, epoch and RNG state.
 
@@ -50,6 +51,7 @@ ARCS_FILE = "arcs.jsonl"
 BEST_FILE = "best_arc.txt"  # the arc string alone: -fixed_arc "$(cat best_arc.txt)"
 BEST_RECORD = "best_arc.json"
 FINAL_PICK = "final_pick.json"
+CONTROLLER_FILE = "controller.jsonl"  # one line per controller update: its entropy, reward, accuracy
 
 
 def make_controller(config, space):
@@ -78,16 +80,29 @@ class RewardBatches:
         return next(self.iterator)
 
 
-def batch_accuracy(child, batches):
-    """``reward_fn``: accuracy of ``child`` with ``arc`` on the next validation minibatch."""
+def batch_accuracy(child, batches, count=1):
+    """``reward_fn``: accuracy of ``child`` with ``arc`` on the next validation minibatch, or the
+    mean of its accuracies on the next ``count`` minibatches (each its own forward pass: in search
+    mode batch norm normalises with each minibatch's statistics, so this is the mean of ``count``
+    one-minibatch rewards, not the accuracy on one larger batch). A ``tf.while_loop`` when
+    ``count > 1``: the child's graph is traced once whatever ``count``."""
 
-    def accuracy(arc):
+    def one(arc):
         images, labels = batches.next()
         logits = child(images, arc=arc, training=False)
         predictions = tf.cast(tf.argmax(logits, axis=-1), tf.int32)
         return tf.reduce_mean(tf.cast(tf.equal(predictions, labels), tf.float32))
 
-    return accuracy
+    if count == 1:
+        return one
+
+    def mean_accuracy(arc):
+        total = tf.constant(0.0, tf.float32)
+        for _ in tf.range(count):
+            total += one(arc)
+        return total / count
+
+    return mean_accuracy
 
 
 def cost_aware_reward(accuracy_fn, costing):
@@ -118,15 +133,15 @@ class Search(run_loop.Task):
         trains all replicas on the first one's. The reward reads the shared child's weights
         (replicated or not) on one device, over a whole validation minibatch."""
         self.controller = make_controller(config, self.model.space)
-        self.reward_batches = RewardBatches(data, config.training.batch_size, config.output.seed)
-        accuracy_fn = batch_accuracy(self.model, self.reward_batches)
+        c = config.controller
+        self.reward_batches = RewardBatches(data, c.reward_batch_size, config.output.seed)
+        accuracy_fn = batch_accuracy(self.model, self.reward_batches, c.reward_batches)
         self.costing = None
         if self.model.space.searches_precision or config.cost.has_target:
             self.costing = SearchCost.build(config, data.image_shape, getattr(self, "micro_builder", None))
         reward_fn = tf.function(accuracy_fn if self.costing is None else cost_aware_reward(accuracy_fn, self.costing))
         self.ctrl_trainer = None
         if self.controller.learns:
-            c = config.controller
             self.ctrl_trainer = ReinforceTrainer(
                 self.controller, reward_fn, learning_rate=c.lr, entropy_weight=c.entropy_weight,
                 baseline_decay=c.bl_dec, num_aggregate=c.num_aggregate,
@@ -165,9 +180,12 @@ class Search(run_loop.Task):
             loop.log(f"Epoch {epoch + 1}: controller warm-up ({epoch + 1}/{c.warmup_epochs}), not trained")
         elif self.ctrl_trainer is not None:
             loop.log(f"Epoch {epoch + 1}: Training controller")
+            updates = []
             for _ in range(c.train_steps):
                 out = self.controller_step()
                 ctrl_step = int(self.ctrl_trainer.step.numpy())
+                updates.append({"epoch": epoch + 1, "step": ctrl_step,
+                                **{k: float(out[k]) for k in ("entropy", "reward", "accuracy", "baseline")}})
                 loop.summaries.scalars(ctrl_step, {
                     f"controller/{k}": float(out[k])
                     for k in ("loss", "entropy", "reward", "accuracy", "baseline", "grad_norm")
@@ -177,6 +195,12 @@ class Search(run_loop.Task):
                         ctrl_step, float(out["loss"]), float(out["entropy"]), c.lr, float(out["grad_norm"]),
                         float(out["accuracy"]), float(out["baseline"]), loop.minutes(),
                     ))
+            record_controller(self.config.output.output_dir, updates)
+            uniform = uniform_entropy(self.controller)
+            entropy = sum(u["entropy"] for u in updates) / len(updates)
+            loop.log(f"Controller: entropy {entropy:.2f} nats ({entropy / uniform:.0%} of the uniform distribution's "
+                     f"{uniform:.2f}), accuracy {sum(u['accuracy'] for u in updates) / len(updates):.4f}, "
+                     f"mean of this epoch's {len(updates)} updates")
         sampled = sample_and_report(self.controller, self.accuracy_fn, c.num_sampled_arcs, epoch + 1, loop.log,
                                     self.costing)
         self.best = record(self.config.output.output_dir, sampled, self.best, self.costing)
@@ -303,6 +327,47 @@ def sample_and_report(controller, accuracy_fn, count, epoch, log, costing=None):
     return sampled
 
 
+def uniform_entropy(controller):
+    """The summed entropy (nats) of the uniform distribution over the controller's architectures:
+    the most a sample's entropy can be (``sum log(choices)`` over the arc's positions)."""
+    import numpy as np
+
+    from enas.controller.controller import allowed_choices
+
+    return float(np.log(allowed_choices(controller.num_nodes, controller.num_ops,
+                                        getattr(controller, "num_precisions", 1))).sum())
+
+
+def record_controller(output_dir, updates):
+    """Append the controller updates (step, entropy, reward, accuracy, baseline) to
+    ``controller.jsonl`` (a resumed epoch appends its steps again: :func:`read_controller` keeps
+    the last record of each step)."""
+    with open(os.path.join(output_dir, CONTROLLER_FILE), "a") as f:
+        for update in updates:
+            f.write(json.dumps(update) + "\n")
+
+
+def read_controller(output_dir):
+    """The records of ``controller.jsonl``, one per controller step (the last written), in step order."""
+    by_step = {}
+    for item in _read_jsonl(os.path.join(output_dir, CONTROLLER_FILE)):
+        by_step[item["step"]] = item
+    return [by_step[k] for k in sorted(by_step)]
+
+
+def _read_jsonl(path):
+    """The records of a JSON-lines file (a torn last line, from a kill, is skipped)."""
+    items = []
+    if os.path.exists(path):
+        with open(path) as f:
+            for line in f:
+                try:
+                    items.append(json.loads(line))
+                except ValueError:
+                    continue
+    return items
+
+
 def read_best(output_dir):
     path = os.path.join(output_dir, BEST_RECORD)
     if not os.path.exists(path):
@@ -317,16 +382,7 @@ def read_best(output_dir):
 def read_arcs(output_dir):
     """The records of ``arcs.jsonl`` (every architecture reported so far; a torn last line, from
     a kill, is skipped)."""
-    path = os.path.join(output_dir, ARCS_FILE)
-    items = []
-    if os.path.exists(path):
-        with open(path) as f:
-            for line in f:
-                try:
-                    items.append(json.loads(line))
-                except ValueError:
-                    continue
-    return items
+    return _read_jsonl(os.path.join(output_dir, ARCS_FILE))
 
 
 def record(output_dir, sampled, best, costing=None):

@@ -1,22 +1,35 @@
-"""Does the search beat random? One budget, one seed list, four groups of architectures, trained
-from scratch and compared (``study_arc.py``).
+"""Does the search beat random, at equal size? Repeated searches per method, five groups of
+picked architectures, all trained from scratch and compared with error bars (``study_arc.py``).
 
 Phases, each in its own folder under the study's ``output_dir`` (a killed study resumes where it
 stopped; a phase whose ``result.json`` exists is never redone):
 
-1. ``search_enas/``: the search with the ENAS controller, ending with its final pick
-   (:func:`enas.search.search_task.final_pick`: ``final_pick_samples`` architectures ranked on the whole
-   validation split with the shared weights; the best ``top_k`` are the group ``enas``);
-2. ``search_random/``: the same search with the random controller (weight-sharing random search,
-   Li & Talwalkar 2019); its final pick ranks uniform samples: the group ``random_search``;
-3. ``random_group/``: ``top_k`` architectures drawn uniformly, no search: the group ``random``;
-4. ``shared_eval/``: every picked architecture's accuracy on the whole validation split with
-   the ENAS search's shared weights (one ranking model for all, for Kendall's tau);
-5. ``train/<group>-<i>-seed<s>/``: each architecture trained from scratch with the same budget
-   (``train_epochs``, the search's child and optimiser settings) for every seed of ``seeds``;
-   every phase anneals its learning rate in one cosine period over its own epochs
+1. ``search_enas-s<k>/`` and ``search_random-s<k>/`` for each search seed ``k`` of
+   ``search_seeds``: the search with the ENAS controller and the same search with the random
+   controller (weight-sharing random search, Li & Talwalkar 2019), each ending with its final
+   pick (:func:`enas.search.search_task.final_pick`: ``final_pick_samples`` architectures ranked on
+   the whole validation split with the shared weights); the best ``top_k`` of each are the groups
+   ``enas`` and ``random_search`` (the picks of search ``k``);
+2. ``random_group/``: per search seed, ``top_k`` architectures drawn uniformly, no search: ``random``;
+3. ``size_matched/``: per ENAS pick, one architecture drawn uniformly among those whose weight
+   memory is within ``size_tolerance`` (5%) of the pick's: ``size_matched`` (the controller's picks
+   against random ones of the same size, so that "bigger scores higher" cannot explain a win);
+4. ``shared_eval/``: every picked architecture's accuracy on the whole validation split with the
+   shared weights of the ENAS search of its seed (the ranking Kendall's tau is computed on);
+5. ``train/<group>-s<k>-<i>-seed<s>/``: each architecture trained from scratch with the same
+   budget (``train_epochs``, the search's child and optimiser settings) for every seed of
+   ``seeds``; every phase anneals its learning rate in one cosine period over its own epochs
    (``lr_T_0`` = the phase's epochs);
-6. the report: ``study.json``, ``study.md`` and ``study.png`` (test accuracy against memory).
+6. the report (:func:`build_report`): ``study.json``, ``study.md`` and ``study.png``.
+
+The unit of comparison is a search (and, for ``random`` and ``size_matched``, the draw that goes
+with it): its value is the mean stand-alone accuracy of its picks over the training seeds. The
+report gives per group the mean and standard deviation over searches and training seeds, the
+difference ENAS minus each other group with a 95% bootstrap interval and Welch's t-test
+(:mod:`enas.search.statistics`), Kendall's tau between shared-weight and stand-alone accuracy
+with its bootstrap interval, and per search the controller's entropy at its first and last update
+(from the search's ``controller.jsonl``) and the mean whole-validation accuracy of its final
+pick's samples.
 
 The study prints one line per phase and run (flushed: ``>> study.txt`` works); each phase's own
 log goes only to its folder's ``stdout`` file. Settings are checked (:func:`from_settings`)
@@ -27,8 +40,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
-import statistics
+import statistics as stats
 
 import numpy as np
 
@@ -36,14 +50,25 @@ from enas.config.run_config import RunConfig, dataset_short_name, default_settin
 from enas.errors import ConfigError
 from enas.run.atomic import atomic_write
 from enas.run.folder_lock import FolderLock, clear_folder
-from enas.search.ranking import kendall_tau
+from enas.search import statistics
 from enas.space.arc import random_arc
 from enas.viz.figures import save_figure
 
-GROUPS = ("enas", "random_search", "random")
+GROUPS = ("enas", "random_search", "random", "size_matched")
+BASELINES = GROUPS[1:]
+GROUP_TITLES = {"enas": "ENAS controller", "random_search": "weight-sharing random search",
+                "random": "random, no search", "size_matched": "random, size-matched to ENAS"}
 RESULT = "result.json"
 STUDY_CONFIG = "study_config.json"
 REPORT_FILES = ("study.json", "study.md", "study.png")
+SIZE_DRAWS = 200_000  # uniform draws tried per size-matched architecture before giving up
+
+
+def _seed_list(text, flag):
+    try:
+        return tuple(int(t) for t in str(text).replace(",", " ").split())
+    except ValueError:
+        raise ConfigError(f"bad --{flag} {text!r}: give seeds such as '1,2,3'") from None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,20 +76,28 @@ class StudyConfig:
     """What the study adds to the search settings."""
 
     seeds: tuple = (1, 2)  # seeds of the stand-alone trainings (S)
-    top_k: int = 3  # architectures per group (k)
+    search_seeds: tuple = (1, 2, 3)  # each search (ENAS and random controller) runs once per seed
+    top_k: int = 1  # architectures picked per search (k): the best k of its final pick
     train_epochs: int = 10  # the fixed-training budget of every picked architecture
+    size_tolerance: float = 0.05  # a size-matched architecture's memory is within this fraction of its pick's
 
     def __post_init__(self):
-        if not self.seeds or any(s < 0 for s in self.seeds) or len(set(self.seeds)) != len(self.seeds):
-            raise ConfigError(f"--study_seeds must be distinct non-negative integers, got {self.seeds}")
+        for name, flag in (("seeds", "study_seeds"), ("search_seeds", "study_search_seeds")):
+            seeds = getattr(self, name)
+            if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
+                raise ConfigError(f"--{flag} must be distinct non-negative integers, got {seeds}")
         for name in ("top_k", "train_epochs"):
             if getattr(self, name) < 1:
                 flag = "study_top_k" if name == "top_k" else name
                 raise ConfigError(f"--{flag} must be >= 1, got {getattr(self, name)}")
+        if not 0 < self.size_tolerance < 1:
+            raise ConfigError(f"--study_size_tolerance must be between 0 and 1, got {self.size_tolerance}")
 
 
 STUDY_FLAGS = {"dataset": "mnist", "study_seeds": ",".join(str(s) for s in StudyConfig.seeds),
-               "study_top_k": StudyConfig.top_k, "train_epochs": StudyConfig.train_epochs}
+               "study_search_seeds": ",".join(str(s) for s in StudyConfig.search_seeds),
+               "study_top_k": StudyConfig.top_k, "train_epochs": StudyConfig.train_epochs,
+               "study_size_tolerance": StudyConfig.size_tolerance}
 
 
 def settings_of(overrides=None):
@@ -77,11 +110,10 @@ def settings_of(overrides=None):
 
 def from_settings(s):
     """``(StudyConfig, search RunConfig)`` from flat settings; one-line ConfigError if bad."""
-    try:
-        seeds = tuple(int(t) for t in str(s["study_seeds"]).replace(",", " ").split())
-    except ValueError:
-        raise ConfigError(f"bad --study_seeds {s['study_seeds']!r}: give seeds such as '1,2'") from None
-    study = StudyConfig(seeds=seeds, top_k=s["study_top_k"], train_epochs=s["train_epochs"])
+    study = StudyConfig(seeds=_seed_list(s["study_seeds"], "study_seeds"),
+                        search_seeds=_seed_list(s["study_search_seeds"], "study_search_seeds"),
+                        top_k=s["study_top_k"], train_epochs=s["train_epochs"],
+                        size_tolerance=float(s["study_size_tolerance"]))
     dataset = s["dataset"]
     if dataset == "auto":  # what --data_path holds: an image folder, an .npz, MNIST or CIFAR-10
         if not s["data_path"]:
@@ -115,6 +147,9 @@ class Study:
     # --- folders -------------------------------------------------------------------------------
     def path(self, *parts):
         return os.path.join(self.folder, *parts)
+
+    def search_folder(self, kind, seed):
+        return self.path(f"search_{'enas' if kind == 'micro' else 'random'}-s{seed}")
 
     def prepare(self):
         """Create (or reopen, refusing other settings) the study folder and lock it for this
@@ -157,44 +192,93 @@ class Study:
         return result
 
     # --- phases --------------------------------------------------------------------------------
-    def run_search(self, number, kind):
+    def run_search(self, kind, seed):
+        """Phase 1 for one method and seed: the search, its final pick, its controller's entropy."""
         from enas.search import search_task
 
-        folder = self.path(f"search_{'enas' if kind == 'micro' else 'random'}")
+        folder = self.search_folder(kind, seed)
 
         def work():
             config = self.search.replace(controller={"type": kind},
-                                         output={"output_dir": folder, "reset_output_dir": False})
+                                         output={"output_dir": folder, "reset_output_dir": False, "seed": seed})
             pick = search_task.run(config, echo=False)["final_pick"]
-            result = {"top": pick["top"], "samples": pick["samples"], "distinct": pick["distinct"]}
-            return result, f"best val_acc {pick['top'][0]['val_acc']:.4f} on the whole validation split"
+            updates = search_task.read_controller(folder)
+            result = {"top": pick["top"], "samples": pick["samples"], "distinct": pick["distinct"],
+                      "sample_val_acc_mean": stats.fmean(item["val_acc"] for item in pick["ranked"]),
+                      "entropy": [u["entropy"] for u in updates], "controller_steps": [u["step"] for u in updates],
+                      "uniform_entropy": uniform_entropy(config)}
+            entropy = "" if not updates else (f", entropy {updates[0]['entropy']:.2f} -> {updates[-1]['entropy']:.2f} "
+                                              f"of {result['uniform_entropy']:.2f}")
+            return result, (f"best val_acc {pick['top'][0]['val_acc']:.4f} on the whole validation split, samples' "
+                            f"mean {result['sample_val_acc_mean']:.4f}{entropy}")
 
-        return self.phase(f"Phase {number}/6: {'ENAS' if kind == 'micro' else 'random'} search", folder, work)
+        name = "ENAS" if kind == "micro" else "random"
+        return self.phase(f"Phase 1/6: {name} search, seed {seed}", folder, work)
 
     def random_group(self):
+        """Phase 2: per search seed, ``top_k`` architectures drawn uniformly."""
         def work():
-            rng = np.random.default_rng(self.search.output.seed)
             child = self.search.child
-            arcs = [str(random_arc(child.num_nodes, rng, child.search_precisions)) for _ in range(self.study.top_k)]
-            return {"arcs": arcs}, f"{len(arcs)} drawn uniformly"
+            arcs = {}
+            for seed in self.study.search_seeds:
+                rng = np.random.default_rng(seed)
+                arcs[str(seed)] = [str(random_arc(child.num_nodes, rng, child.search_precisions))
+                                   for _ in range(self.study.top_k)]
+            return {"arcs": arcs}, f"{sum(len(v) for v in arcs.values())} drawn uniformly"
 
-        return self.phase("Phase 3/6: random architectures", self.path("random_group"), work, has_log=False)["arcs"]
+        return self.phase("Phase 2/6: random architectures", self.path("random_group"), work, has_log=False)["arcs"]
 
-    def shared_accuracies(self, arcs):
-        """Accuracy of each arc on the whole validation split with the ENAS search's weights."""
+    def size_matched_group(self, enas_picks):
+        """Phase 3: for each ENAS pick, one uniform architecture within ``size_tolerance`` of its memory."""
+        def work():
+            from enas.cost.cost_table import CostTable
+
+            table = CostTable.build(self.search.child, self.image_shape())
+            default = self.search.child.policy.default
+            matched, tries = {}, []
+            for seed, picks in enas_picks.items():
+                rng = np.random.default_rng(10_000 + int(seed))
+                matched[seed] = []
+                for arc in picks:
+                    target = table.cost(arc, default).memory_kib
+                    found, count = draw_size_matched(table, default, target, self.study.size_tolerance, rng,
+                                                     self.search.child)
+                    tries.append(count)
+                    if found is None:
+                        raise ConfigError(f"no architecture within {self.study.size_tolerance:.0%} of {target:.2f} KiB "
+                                          f"in {SIZE_DRAWS:,} uniform draws; pass a larger --study_size_tolerance")
+                    matched[seed].append({"arc": found, "target_kib": target,
+                                          "memory_kib": table.cost(found, default).memory_kib})
+            return {"arcs": matched}, f"{len(tries)} drawn (uniform draws per match: {min(tries)}-{max(tries)})"
+
+        result = self.phase("Phase 3/6: size-matched random architectures", self.path("size_matched"), work,
+                            has_log=False)
+        return {seed: [item["arc"] for item in items] for seed, items in result["arcs"].items()}
+
+    def image_shape(self):
+        from enas.run.run_loop import load_data
+
+        return load_data(self.search).image_shape
+
+    def shared_accuracies(self, arcs_by_seed):
+        """Phase 4: accuracy of each arc on the whole validation split with the shared weights of
+        the ENAS search of its seed: ``{seed: {arc: val_acc}}``."""
         from enas.data import data_utils
         from enas.search import search_task
         from enas.search.ranking import rank_architectures
 
         def work():
-            _, trainer, data = search_task.restore_shared_child(self.path("search_enas"))
-            dataset = data_utils.split_dataset(data, "valid", self.search.training.eval_batch_size, training=False)
-            child = self.search.child
-            ranked = rank_architectures(trainer, dataset, arcs, trainer.model.space.precisions,
-                                        child.policy.default.short_name())
-            return {"val_acc": {item["arc"]: item["val_acc"] for item in ranked}}, f"{len(ranked)} architectures"
+            out = {}
+            for seed, arcs in arcs_by_seed.items():
+                _, trainer, data = search_task.restore_shared_child(self.search_folder("micro", seed))
+                dataset = data_utils.split_dataset(data, "valid", self.search.training.eval_batch_size, training=False)
+                child = self.search.child
+                ranked = rank_architectures(trainer, dataset, arcs, trainer.model.space.precisions,
+                                            child.policy.default.short_name())
+                out[str(seed)] = {item["arc"]: item["val_acc"] for item in ranked}
+            return {"val_acc": out}, f"{sum(len(v) for v in out.values())} architectures"
 
-        title = "Phase 4/6: shared-weight accuracies (the ENAS search's weights, whole validation split)"
+        title = "Phase 4/6: shared-weight accuracies (each seed's ENAS search's weights, whole validation split)"
         return self.phase(title, self.path("shared_eval"), work, has_log=False)["val_acc"]
 
     def train_config(self, arc, seed, folder):
@@ -204,29 +288,33 @@ class Study:
             fixed_arc=arc,
             training=dataclasses.replace(s.training, num_epochs=self.study.train_epochs, xla=False,
                                          lr_T_0=self.study.train_epochs),
-            output=dataclasses.replace(s.output, output_dir=folder, seed=seed, reset_output_dir=False),
+            output=dataclasses.replace(s.output, output_dir=folder, seed=seed, reset_output_dir=False,
+                                       micro_memory=False),
             distribute=s.distribute,
         )
 
     def train(self, groups):
+        """Phase 5: every picked architecture trained from scratch for every training seed."""
         from enas.cost.model_summary import summarize
         from enas.run import train_fixed
 
-        runs = [(group, i, arc, seed) for group in GROUPS for i, arc in enumerate(groups[group])
-                for seed in self.study.seeds]
+        runs = [(group, search_seed, i, arc, seed) for group in GROUPS
+                for search_seed in self.study.search_seeds
+                for i, arc in enumerate(groups[group][str(search_seed)]) for seed in self.study.seeds]
         results = []
-        for n, (group, i, arc, seed) in enumerate(runs, start=1):
-            folder = self.path("train", f"{group}-{i}-seed{seed}")
+        for n, (group, search_seed, i, arc, seed) in enumerate(runs, start=1):
+            folder = self.path("train", f"{group}-s{search_seed}-{i}-seed{seed}")
 
-            def work(group=group, i=i, arc=arc, seed=seed, folder=folder):
+            def work(group=group, search_seed=search_seed, i=i, arc=arc, seed=seed, folder=folder):
                 out = train_fixed.run(self.train_config(arc, seed, folder), echo=False)
                 summary = summarize(out["model"])
-                result = {"group": group, "index": i, "arc": arc, "seed": seed,
+                result = {"group": group, "search_seed": search_seed, "index": i, "arc": arc, "seed": seed,
                           "valid": out["accuracies"].get("valid"), "test": out["accuracies"].get("test"),
                           "params": summary.params, "memory_kib": summary.memory_bytes / 1024, "ops": summary.ops}
                 return result, f"valid {result['valid']:.4f}, test {result['test']:.4f}"
 
-            results.append(self.phase(f"Phase 5/6: training {n}/{len(runs)}: {group} #{i}, seed {seed}", folder, work))
+            title = f"Phase 5/6: training {n}/{len(runs)}: {group}, search seed {search_seed} #{i}, seed {seed}"
+            results.append(self.phase(title, folder, work))
         return results
 
     def run(self):
@@ -242,68 +330,129 @@ class Study:
             from enas.run.run_dir import RunLog
 
             self.say = RunLog(self.folder)
-        enas_pick = self.run_search(1, "micro")
-        random_pick = self.run_search(2, "random")
-        groups = {
-            "enas": [item["arc"] for item in enas_pick["top"]],
-            "random_search": [item["arc"] for item in random_pick["top"]],
-            "random": self.random_group(),
-        }
-        own = {("enas", item["arc"]): item["val_acc"] for item in enas_pick["top"]}
-        own.update({("random_search", item["arc"]): item["val_acc"] for item in random_pick["top"]})
-        shared = self.shared_accuracies([arc for group in GROUPS for arc in groups[group]])
+        searches = {}
+        for seed in self.study.search_seeds:
+            for kind, group in (("micro", "enas"), ("random", "random_search")):
+                searches[(group, str(seed))] = self.run_search(kind, seed)
+        groups = {group: {str(seed): [item["arc"] for item in searches[(group, str(seed))]["top"]]
+                          for seed in self.study.search_seeds} for group in ("enas", "random_search")}
+        groups["random"] = self.random_group()
+        groups["size_matched"] = self.size_matched_group(groups["enas"])
+        own = {(group, seed, item["arc"]): item["val_acc"] for (group, seed), result in searches.items()
+               for item in result["top"]}
+        shared = self.shared_accuracies({seed: sorted({arc for g in GROUPS for arc in groups[g][seed]})
+                                         for seed in groups["enas"]})
         results = self.train(groups)
         self.say("Phase 6/6: report")
-        report = build_report(results, shared, own, self.study, self.search)
+        report = build_report(results, shared, own, searches, self.study, self.search)
         write_report(self.folder, report)
         for name in REPORT_FILES:
             self.say(f"  {self.path(name)}")
         return report
 
 
+def uniform_entropy(config):
+    """The entropy (nats) of the uniform distribution over ``config``'s architectures."""
+    from enas.controller.controller import allowed_choices
+    from enas.space.search_space import DEFAULT as SPACE
+
+    precisions = len(config.child.search_precisions)
+    return float(np.log(allowed_choices(config.child.num_nodes, SPACE.num_ops, precisions)).sum())
+
+
+def draw_size_matched(table, default, target_kib, tolerance, rng, child):
+    """``(arc string, draws)``: the first uniform architecture whose weight memory (``table``) is
+    within ``tolerance`` (a fraction) of ``target_kib``, and how many draws it took; ``(None,
+    SIZE_DRAWS)`` when none of :data:`SIZE_DRAWS` draws is."""
+    for count in range(1, SIZE_DRAWS + 1):
+        arc = random_arc(child.num_nodes, rng, child.search_precisions)
+        if abs(table.cost(arc, default).memory_kib - target_kib) <= tolerance * target_kib:
+            return str(arc), count
+    return None, SIZE_DRAWS
+
+
 def _mean_std(values):
     values = [v for v in values if v is not None]
     if not values:
         return None, None
-    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+    return stats.fmean(values), (stats.stdev(values) if len(values) > 1 else 0.0)
 
 
-def build_report(results, shared, own, study, search):
+def _nan_to_none(value):
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
+
+
+def build_report(results, shared, own, searches, study, search):
     """The report dict from the recorded numbers: ``results`` (one per trained run), ``shared``
-    (arc -> accuracy with the ENAS search's weights) and ``own`` ((group, arc) -> accuracy in
-    its own search's final pick)."""
+    (search seed -> arc -> accuracy with that seed's ENAS search's weights), ``own`` ((group,
+    search seed, arc) -> accuracy in its own search's final pick) and ``searches`` ((group, search
+    seed) -> the search phase's result)."""
     archs = []
     for group in GROUPS:
-        picked = []
+        keys = []
         for r in results:
-            if r["group"] == group and (r["index"], r["arc"]) not in picked:
-                picked.append((r["index"], r["arc"]))
-        for index, arc in picked:
-            runs = [r for r in results if r["group"] == group and r["index"] == index]
+            key = (r["search_seed"], r["index"], r["arc"])
+            if r["group"] == group and key not in keys:
+                keys.append(key)
+        for search_seed, index, arc in keys:
+            runs = [r for r in results if r["group"] == group and (r["search_seed"], r["index"]) == (search_seed, index)]
             valid_mean, valid_std = _mean_std([r["valid"] for r in runs])
             test_mean, test_std = _mean_std([r["test"] for r in runs])
             archs.append({
-                "group": group, "index": index, "arc": arc, "shared_val_acc": shared.get(arc),
-                "own_search_val_acc": own.get((group, arc)), "seeds": [r["seed"] for r in runs],
+                "group": group, "search_seed": search_seed, "index": index, "arc": arc,
+                "shared_val_acc": shared.get(str(search_seed), {}).get(arc),
+                "own_search_val_acc": own.get((group, str(search_seed), arc)), "seeds": [r["seed"] for r in runs],
                 "valid": [r["valid"] for r in runs], "test": [r["test"] for r in runs],
                 "valid_mean": valid_mean, "valid_std": valid_std, "test_mean": test_mean, "test_std": test_std,
                 "params": runs[0]["params"], "memory_kib": runs[0]["memory_kib"], "ops": runs[0]["ops"],
             })
+    units = {group: {} for group in GROUPS}  # group -> search seed -> mean test accuracy of its picks
+    for r in results:
+        if r["test"] is not None:
+            units[r["group"]].setdefault(r["search_seed"], []).append(r["test"])
+    units = {g: {seed: stats.fmean(v) for seed, v in sorted(by_seed.items())} for g, by_seed in units.items()}
     groups = {}
     for group in GROUPS:
         rows = [a for a in archs if a["group"] == group]
-        groups[group] = {key: _mean_std([a[key] for a in rows])[0] for key in
-                         ("shared_val_acc", "valid_mean", "test_mean", "params", "memory_kib", "ops")}
-        groups[group]["architectures"] = len(rows)
+        tests = [t for a in rows for t in a["test"] if t is not None]
+        valids = [v for a in rows for v in a["valid"] if v is not None]
+        test_mean, test_std = _mean_std(tests)
+        valid_mean, valid_std = _mean_std(valids)
+        per_search = list(units[group].values())
+        groups[group] = {
+            "architectures": len(rows), "runs": len(tests), "test_mean": test_mean, "test_std": test_std,
+            "valid_mean": valid_mean, "valid_std": valid_std,
+            "search_means": per_search, "search_std": _mean_std(per_search)[1],
+            **{key: _mean_std([a[key] for a in rows])[0] for key in ("shared_val_acc", "params", "memory_kib", "ops")},
+        }
+    comparisons = {}
+    for baseline in BASELINES:
+        a, b = list(units["enas"].values()), list(units[baseline].values())
+        diff, low, high = statistics.bootstrap_difference(a, b)
+        t, df, p = statistics.welch_t_test(a, b)
+        comparisons[baseline] = {"difference": _nan_to_none(diff), "ci_low": _nan_to_none(low),
+                                 "ci_high": _nan_to_none(high), "t": _nan_to_none(t), "df": _nan_to_none(df),
+                                 "p": _nan_to_none(p), "searches": [len(a), len(b)]}
     ranked = [a for a in archs if a["shared_val_acc"] is not None and a["valid_mean"] is not None]
-    tau = {
-        "valid": kendall_tau([a["shared_val_acc"] for a in ranked], [a["valid_mean"] for a in ranked]),
-        "test": kendall_tau([a["shared_val_acc"] for a in ranked], [a["test_mean"] for a in ranked]),
-        "architectures": len(ranked),
-    }
+    tau = {"architectures": len(ranked)}
+    for split in ("valid", "test"):
+        value, low, high = statistics.kendall_tau_interval([a["shared_val_acc"] for a in ranked],
+                                                           [a[f"{split}_mean"] for a in ranked])
+        tau[split], tau[f"{split}_ci"] = value, [_nan_to_none(low), _nan_to_none(high)]
+    search_rows = []
+    for (group, seed), result in sorted(searches.items(), key=lambda kv: (GROUPS.index(kv[0][0]), int(kv[0][1]))):
+        entropy = result.get("entropy") or []
+        search_rows.append({"group": group, "seed": int(seed), "best_val_acc": result["top"][0]["val_acc"],
+                            "sample_val_acc_mean": result.get("sample_val_acc_mean"),
+                            "entropy_start": entropy[0] if entropy else None,
+                            "entropy_end": entropy[-1] if entropy else None,
+                            "uniform_entropy": result.get("uniform_entropy"),
+                            "entropy": entropy, "controller_steps": result.get("controller_steps") or []})
     return {"dataset": search.dataset, "study": dataclasses.asdict(study),
             "search_epochs": search.training.num_epochs, "final_pick_samples": search.controller.final_pick_samples,
-            "architectures": archs, "groups": groups, "kendall_tau": tau}
+            "target_memory_kib": search.cost.target_memory_kib if search.cost is not None else 0.0,
+            "architectures": archs, "groups": groups, "comparisons": comparisons, "kendall_tau": tau,
+            "searches": search_rows}
 
 
 def _pm(mean, std):
@@ -316,54 +465,100 @@ def _num(value, fmt="{:.4f}"):
 
 def report_markdown(report):
     s = report["study"]
+    searches = len(s["search_seeds"])
+    target = report.get("target_memory_kib") or 0.0
     lines = [
         f"# Search vs random: {report['dataset']}",
         "",
-        f"Search: {report['search_epochs']} epoch{'' if report['search_epochs'] == 1 else 's'} each (ENAS controller, random controller); final pick "
+        f"{searches} search{'es' if searches != 1 else ''} per method (seeds {', '.join(map(str, s['search_seeds']))}), "
+        f"{report['search_epochs']} epoch{'' if report['search_epochs'] == 1 else 's'} each"
+        + (f", memory target {target:g} KiB" if target else "") + "; final pick "
         f"of {report['final_pick_samples']} sampled architectures ranked on the whole validation split; top "
-        f"{s['top_k']} per group; every architecture trained from scratch for {s['train_epochs']} "
-        f"epoch{'' if s['train_epochs'] == 1 else 's'} with "
-        f"seeds {', '.join(str(x) for x in s['seeds'])}. Shared-weight accuracy: whole validation split with "
-        "the ENAS search's weights (own search's final pick in brackets).",
+        f"{s['top_k']} per search; every architecture trained from scratch for {s['train_epochs']} "
+        f"epoch{'' if s['train_epochs'] == 1 else 's'} with seeds {', '.join(str(x) for x in s['seeds'])}. "
+        f"Size-matched: uniform architectures within {s['size_tolerance']:.0%} of an ENAS pick's weight memory. "
+        "Shared-weight accuracy: whole validation split with the weights of the ENAS search of the same seed "
+        "(own search's final pick in brackets).",
         "",
-        "| group | # | architecture | shared-weight val acc | valid (mean ± std) | test (mean ± std) | "
-        "params | memory KiB | OPs |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| group | test acc (mean ± std over searches x seeds) | std of the search means | valid acc | "
+        "memory KiB | params | shared-weight val acc |",
+        "|---|---|---|---|---|---|---|",
     ]
+    for group, g in report["groups"].items():
+        lines.append(f"| {GROUP_TITLES[group]} | {_pm(g['test_mean'], g['test_std'])} | {_num(g['search_std'])} | "
+                     f"{_pm(g['valid_mean'], g['valid_std'])} | {_num(g['memory_kib'], '{:.2f}')} | "
+                     f"{_num(g['params'], '{:,.0f}')} | {_num(g['shared_val_acc'])} |")
+    lines += ["", "| ENAS minus | difference of the search means | 95% bootstrap interval | Welch's t | p |",
+              "|---|---|---|---|---|"]
+    for baseline, c in report["comparisons"].items():
+        lines.append(f"| {GROUP_TITLES[baseline]} | {_num(c['difference'], '{:+.4f}')} | "
+                     f"[{_num(c['ci_low'], '{:+.4f}')}, {_num(c['ci_high'], '{:+.4f}')}] | {_num(c['t'], '{:.2f}')} | "
+                     f"{_num(c['p'], '{:.3f}')} |")
+    tau = report["kendall_tau"]
+    lines += ["", f"Kendall's tau, shared-weight vs stand-alone accuracy over {tau['architectures']} architectures: "
+              f"valid {_num(tau['valid'], '{:.3f}')} [{_num(tau['valid_ci'][0], '{:.3f}')}, "
+              f"{_num(tau['valid_ci'][1], '{:.3f}')}], test {_num(tau['test'], '{:.3f}')} "
+              f"[{_num(tau['test_ci'][0], '{:.3f}')}, {_num(tau['test_ci'][1], '{:.3f}')}] (95% bootstrap)", "",
+              "| search | seed | best val acc | final pick's samples: mean val acc | controller entropy, first -> last "
+              "update (uniform) |", "|---|---|---|---|---|"]
+    for row in report["searches"]:
+        entropy = ("– (uniform)" if row["entropy_start"] is None else
+                   f"{row['entropy_start']:.2f} -> {row['entropy_end']:.2f} ({_num(row['uniform_entropy'], '{:.2f}')})")
+        lines.append(f"| {GROUP_TITLES[row['group']]} | {row['seed']} | {_num(row['best_val_acc'])} | "
+                     f"{_num(row['sample_val_acc_mean'])} | {entropy} |")
+    lines += ["", "| group | search seed | # | architecture | shared-weight val acc | valid (mean ± std) | "
+              "test (mean ± std) | params | memory KiB | OPs |", "|---|---|---|---|---|---|---|---|---|---|"]
     for a in report["architectures"]:
         own = "" if a["own_search_val_acc"] is None else f" ({a['own_search_val_acc']:.4f})"
-        lines.append(f"| {a['group']} | {a['index']} | `{a['arc']}` | {_num(a['shared_val_acc'])}{own} | "
+        lines.append(f"| {a['group']} | {a['search_seed']} | {a['index']} | `{a['arc']}` | {_num(a['shared_val_acc'])}{own} | "
                      f"{_pm(a['valid_mean'], a['valid_std'])} | {_pm(a['test_mean'], a['test_std'])} | "
                      f"{a['params']:,} | {a['memory_kib']:.2f} | {a['ops']:,.0f} |")
-    lines += ["", "| group | architectures | shared-weight val acc | valid | test | params | memory KiB | OPs |",
-              "|---|---|---|---|---|---|---|---|"]
-    for group, g in report["groups"].items():
-        lines.append(f"| {group} | {g['architectures']} | {_num(g['shared_val_acc'])} | {_num(g['valid_mean'])} | "
-                     f"{_num(g['test_mean'])} | {_num(g['params'], '{:,.0f}')} | {_num(g['memory_kib'], '{:.2f}')} | "
-                     f"{_num(g['ops'], '{:,.0f}')} |")
-    tau = report["kendall_tau"]
-    lines += ["", f"Kendall's tau, shared-weight vs stand-alone accuracy over {tau['architectures']} "
-              f"architectures: valid {_num(tau['valid'], '{:.3f}')}, test {_num(tau['test'], '{:.3f}')}", ""]
-    return "\n".join(lines)
+    return "\n".join(lines) + "\n"
+
+
+def pareto_front(points):
+    """The points ``(memory, accuracy)`` no other point beats on both (less or equal memory,
+    higher accuracy), by increasing memory."""
+    front, best = [], -math.inf
+    for memory, accuracy in sorted(points, key=lambda p: (p[0], -p[1])):
+        if accuracy > best:
+            front.append((memory, accuracy))
+            best = accuracy
+    return front
 
 
 def write_report(folder, report):
-    """``study.json``, ``study.md`` and ``study.png`` (test accuracy against memory) in ``folder``."""
+    """``study.json``, ``study.md`` and ``study.png`` (test accuracy against memory with each
+    group's Pareto front; the controllers' entropy over their updates) in ``folder``."""
     from matplotlib.figure import Figure
 
     atomic_write(os.path.join(folder, "study.json"), json.dumps(report, indent=2) + "\n")
     atomic_write(os.path.join(folder, "study.md"), report_markdown(report))
-    fig = Figure(figsize=(6.4, 4.4), dpi=100, layout="constrained")
-    ax = fig.add_subplot()
-    colors = {"enas": "#1f6fb4", "random_search": "#d62728", "random": "#7f7f7f"}
+    fig = Figure(figsize=(11, 4.4), dpi=100, layout="constrained")
+    ax, ax_entropy = fig.subplots(1, 2)
+    colors = {"enas": "#1f6fb4", "random_search": "#d62728", "random": "#7f7f7f", "size_matched": "#2ca02c"}
     for group in GROUPS:
         rows = [a for a in report["architectures"] if a["group"] == group and a["test_mean"] is not None]
-        if rows:
-            ax.errorbar([a["memory_kib"] for a in rows], [a["test_mean"] for a in rows],
-                        yerr=[a["test_std"] for a in rows], fmt="o", capsize=3, color=colors[group], label=group)
-    ax.set_xlabel("memory (KiB, bit-accurate)")
+        if not rows:
+            continue
+        ax.errorbar([a["memory_kib"] for a in rows], [a["test_mean"] for a in rows],
+                    yerr=[a["test_std"] for a in rows], fmt="o", capsize=3, color=colors[group],
+                    label=GROUP_TITLES[group], alpha=0.8)
+        front = pareto_front([(a["memory_kib"], a["test_mean"]) for a in rows])
+        ax.step([p[0] for p in front], [p[1] for p in front], where="post", color=colors[group], alpha=0.6)
+    ax.set_xlabel("weight memory (KiB, bit-accurate)")
     ax.set_ylabel("stand-alone test accuracy")
-    ax.set_title(f"Search vs random ({report['dataset']})")
+    ax.set_title(f"Search vs random ({report['dataset']}): picks and Pareto fronts")
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize=8)
+    for row in report["searches"]:
+        if row["entropy"]:
+            ax_entropy.plot(row["controller_steps"], np.asarray(row["entropy"]) / row["uniform_entropy"],
+                            label=f"ENAS search, seed {row['seed']}")
+    ax_entropy.set_xlabel("controller update")
+    ax_entropy.set_ylabel("entropy / uniform")
+    ax_entropy.set_title("Controller entropy")
+    ax_entropy.grid(alpha=0.3)
+    if any(row["entropy"] for row in report["searches"]):
+        ax_entropy.legend(fontsize=8)
     save_figure(fig, os.path.join(folder, "study.png"))
