@@ -11,7 +11,8 @@ Parameters (all initialised U(-0.1, 0.1) except ``b_soft``):
   ``[x, h_prev] @ w_lstm[l]``: ``c' = sig(i) * tanh(g) + sig(f) * c``, ``h' = sig(o) * tanh(c')``;
 * ``g_emb`` ``[1, S]`` -- the "go" input;
 * ``w_emb`` ``[K, S]`` -- op embeddings (the input after an op decision);
-* ``w_soft`` ``[S, K]``, ``b_soft`` ``[1, K]`` initialised ``[10, 10, 0, ...]`` -- op logits;
+* ``w_soft`` ``[S, K]``, ``b_soft`` ``[1, K]`` initialised ``[b, b, 0, ...]`` (ENAS: b = 10; see
+  :meth:`MicroController._op_prior`) -- op logits;
 * ``w_attn_1``, ``w_attn_2`` ``[S, S]``, ``v_attn`` ``[S, 1]`` -- attention over anchors;
 * ``b_soft_no_learn`` (constant) ``[0.25, 0.25, -0.25, ...]``, added to the op logits of the
   normal cell only.
@@ -90,6 +91,22 @@ class MicroController(Controller):
     """
 
     _LEARNS = True
+    # ENAS initialises ``b_soft`` at 10 for the two separable convs: under its constants (1.10 and
+    # 2.5) their squashed logit starts at 0.44 * tanh(10) = 0.44 (63% of the op choices).
+    ORIGINAL_OP_PRIOR = 1.10 / 2.5 * float(np.tanh(10.0))
+
+    def _op_prior(self):
+        """The initial ``b_soft`` of the separable convs: 10 (ENAS) under ENAS's constants, and
+        under others the value whose squashed logit is ENAS's, so that the untrained controller
+        samples what ENAS's does (same op frequencies and entropy) whatever ``tanh_constant``
+        (which then only bounds how far it can concentrate)."""
+        if self.tanh_constant is None:
+            return 10.0
+        op_bound = self.tanh_constant / self.op_tanh_reduce
+        scale = 1.0 if self.temperature is None else self.temperature
+        if op_bound <= self.ORIGINAL_OP_PRIOR / np.tanh(10.0) + 1e-9:
+            return 10.0
+        return float(np.arctanh(self.ORIGINAL_OP_PRIOR / op_bound) * scale)
 
     def __init__(self, num_nodes: int = 5, num_ops: int = 5, lstm_size: int = 64,
                  lstm_num_layers: int = 1, tanh_constant: float | None = 1.10,
@@ -126,7 +143,7 @@ class MicroController(Controller):
             self.g_emb = uniform([1, size], "g_emb")
             self.w_emb = uniform([k, size], "w_emb")
             self.w_soft = uniform([size, k], "w_soft")
-            b_init = np.array(([10.0, 10.0] + [0.0] * k)[:k], np.float32).reshape(1, k)
+            b_init = np.array(([self._op_prior()] * 2 + [0.0] * k)[:k], np.float32).reshape(1, k)
             self.b_soft = tf.Variable(b_init, name="b_soft")
             self.w_attn_1 = uniform([size, size], "w_attn_1")
             self.w_attn_2 = uniform([size, size], "w_attn_2")
