@@ -30,7 +30,7 @@ from enas.run.folder_lock import LOCK_FILE, FolderLock, clear_folder
 CONFIG_FILE = "config.json"
 LOG_FILE = "stdout"
 # Every name a run writes into its output folder (checkpoints are ckpt-N.index / .data-*).
-_OURS = {CONFIG_FILE, LOG_FILE, LOCK_FILE, "checkpoint", "tensorboard", "arcs.jsonl", "best_arc.txt",
+_OURS = {CONFIG_FILE, LOG_FILE, LOCK_FILE, "checkpoint", "tensorboard", "arcs.jsonl", "controller.jsonl", "best_arc.txt",
          "best_arc.json", "final_pick.json", "result.json", "curves.png", "search_curves.png",
          "pareto.json", "pareto.png"}
 # What a run killed while writing leaves: atomic_write's and the plots' temporary files, and a
