@@ -16,8 +16,8 @@ CONFIG = dict(
     child_num_cells=3,
     child_out_filters=8,
     child_lr_min=5e-4,
-    # also the reward's validation minibatch: 128 keeps its noise where it was measured (README,
-    # the study); the recipes' smaller batches (32 for ternary and k-bit) were tuned on fixed arcs
+    # the shared weights train on batches of 128 (the reward has its own: --reward_batch_size);
+    # the recipes' smaller batches (32 for ternary and k-bit) were tuned on fixed arcs
     batch_size=128,
     # e.g. controller_type="random",  (micro: ENAS's REINFORCE controller, the default | random)
 )

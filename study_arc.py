@@ -23,7 +23,7 @@ CONFIG = dict(
     child_num_cells=3,
     child_out_filters=8,
     child_lr_min=5e-4,
-    batch_size=128,  # as search_arc_mnist.py: also the reward's minibatch
+    batch_size=128,  # as search_arc_mnist.py (the reward has its own: --reward_batch_size)
 )
 
 FLAG_HELP = {
