@@ -16,7 +16,7 @@ search does (without replacement, one fresh minibatch per architecture):
     whole-validation accuracies do, and Kendall's tau between rewards and those accuracies, for
     rewards averaged over 1, 4 and 16 minibatches.
 
-    python benchmarks/reward_noise.py STUDY_DIR/search_enas          # a study's search phase
+    python benchmarks/reward_noise.py STUDY_DIR/search_enas-s1          # a study's search phase
     python benchmarks/reward_noise.py ./output --draws 500 --batch_size 256
 """
 
