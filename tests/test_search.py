@@ -208,3 +208,31 @@ def test_reward_over_k_minibatches_is_the_mean_of_the_k_single_rewards():
         singles = [float(single(arc)) for _ in range(3)]
         assert all(s * 16 == round(s * 16) for s in singles)  # minibatches of 16 images
         assert float(mean_of_three(arc)) == pytest.approx(sum(singles) / 3, abs=1e-6)
+
+
+def test_the_reward_stream_resumes_exactly_from_its_checkpoint(tmp_path):
+    """The reward's validation minibatches after a restore are the ones the original stream gave,
+    also across the end of a pass over the split (where a reshuffling tf.data pipeline does not
+    resume: the killed-and-resumed search then rewarded other batches)."""
+    import numpy as np
+    import tensorflow as tf
+
+    from enas.data.sources import from_arrays
+    from enas.search.search_task import RewardBatches
+
+    rng = np.random.default_rng(0)
+    data = from_arrays(rng.integers(0, 256, (600, 8, 8, 1)).astype(np.uint8), rng.integers(0, 3, 600), num_valid=200)
+    stream = RewardBatches(data, 128, seed=1)
+    read = tf.function(lambda: stream.next())
+    first_pass = [read() for _ in range(3)]  # 384 of the 200 images: into the second pass
+    path = tf.train.Checkpoint(reward_data=stream.iterator).save(str(tmp_path / "ckpt"))
+    expected = [read() for _ in range(4)]
+    again = RewardBatches(data, 128, seed=1)
+    tf.train.Checkpoint(reward_data=again.iterator).restore(path)
+    read_again = tf.function(lambda: again.next())
+    for (images, labels), (want_images, want_labels) in zip([read_again() for _ in range(4)], expected):
+        assert np.array_equal(images, want_images) and np.array_equal(labels, want_labels)
+    # Each pass is a permutation of the split; the passes differ.
+    labels = np.concatenate([np.asarray(b[1]) for b in first_pass + expected])
+    assert sorted(labels[:200].tolist()) == sorted(np.asarray(data.y_valid).tolist())
+    assert not np.array_equal(labels[:200], labels[200:400])

@@ -7,7 +7,6 @@ import json
 import math
 import os
 import signal
-import statistics
 import subprocess
 import sys
 import time

@@ -271,19 +271,28 @@ def check(blob, model, images, labels, threads=None):
 
 
 def int8_weight_levels(blob):
-    """``{tensor name: sorted distinct int8 values}`` of the int8 file's per-channel quantized
-    weight tensors (convolutions): a binary or ternary child's are ``{-127, 127}`` or
-    ``{-127, 0, 127}``, its levels exactly."""
-    runner = interpreter(blob)
+    """``{tensor index: (operator, sorted distinct int8 values)}`` of the weight tensors (input 1)
+    of the file's convolutions and fully connected layers that are quantized per channel, in the
+    order the operators run (the stem's convolution first): a binary or ternary child's cells give
+    ``{-127, 127}`` or ``{-127, 0, 127}``, their levels exactly. (Indices, not names: the int8
+    file keeps no inner tensor names.)"""
+    from enas.deploy import int8_graph
+
+    model = int8_graph.read(blob)
+    graph = model.subgraphs[0]
+    int8 = int8_graph._schema().TensorType.INT8
     levels = {}
-    for detail in runner.get_tensor_details():
-        params = detail.get("quantization_parameters") or {}
-        if detail["dtype"] != np.int8 or len(params.get("scales", ())) < 2:
+    for op in graph.operators:
+        name = int8_graph.operator_name(model, op)
+        if name not in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED") or len(op.inputs) < 2:
             continue
-        try:
-            levels[detail["name"]] = sorted(int(v) for v in np.unique(runner.get_tensor(detail["index"])))
-        except ValueError:  # an intermediate tensor: no data between invocations
+        index = int(op.inputs[1])
+        tensor = graph.tensors[index]
+        scales = tensor.quantization.scale if tensor.quantization is not None else None
+        values = int8_graph._buffer_array(model, tensor, np.int8)
+        if tensor.type != int8 or values is None or scales is None or len(scales) < 2 or index in levels:
             continue
+        levels[index] = (name, sorted(int(v) for v in np.unique(values)))
     return levels
 
 

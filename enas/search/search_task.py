@@ -32,6 +32,7 @@ from __future__ import annotations
 import json
 import os
 
+import numpy as np
 import tensorflow as tf
 
 from enas.child.child_trainer import WithoutGrappler
@@ -66,14 +67,32 @@ def make_controller(config, space):
 
 
 class RewardBatches:
-    """Endless shuffled validation minibatches (no augmentation), read inside compiled code."""
+    """Endless shuffled validation minibatches (no augmentation), read inside compiled code.
+
+    Pass ``e`` of the validation split is ordered by a stateless shuffle keyed by ``(seed, e)``
+    and the passes follow each other in one stream (a minibatch may span two), so the stream is a
+    pure function of the seed and its position: the checkpointed iterator resumes exactly where it
+    stopped. (A ``shuffle(reshuffle_each_iteration=True).repeat()`` pipeline does not: restored,
+    it yields other batches from its first reshuffle on.) The split is held in memory as its raw
+    images (decoded once for an image folder).
+    """
 
     def __init__(self, data, batch_size, seed):
         if len(data.valid) == 0:
             raise ConfigError("architecture search needs a validation split: pass --num_valid > 0")
-        dataset = data_utils.split_dataset(
-            data, "valid", min(batch_size, len(data.valid)), training=True, seed=seed,
-        ).repeat()
+        images, labels = data_utils.split_arrays(data, "valid")
+        count = len(labels)
+        images, labels = tf.constant(images), tf.constant(np.asarray(labels, np.int32))
+        key = tf.constant(int(seed or 0), tf.int64)
+
+        def one_pass(e):
+            order = tf.random.experimental.stateless_shuffle(tf.range(count), seed=tf.stack([key, e]))
+            return tf.data.Dataset.from_tensor_slices(order)
+
+        dataset = (tf.data.Dataset.counter().flat_map(one_pass)
+                   .batch(min(batch_size, count), drop_remainder=True)
+                   .map(lambda i: (tf.cast(tf.gather(images, i), tf.float32), tf.gather(labels, i)))
+                   .prefetch(1))
         self.iterator = iter(dataset)
 
     def next(self):
@@ -330,8 +349,6 @@ def sample_and_report(controller, accuracy_fn, count, epoch, log, costing=None):
 def uniform_entropy(controller):
     """The summed entropy (nats) of the uniform distribution over the controller's architectures:
     the most a sample's entropy can be (``sum log(choices)`` over the arc's positions)."""
-    import numpy as np
-
     from enas.controller.controller import allowed_choices
 
     return float(np.log(allowed_choices(controller.num_nodes, controller.num_ops,

@@ -68,7 +68,7 @@ def _seed_list(text, flag):
     try:
         return tuple(int(t) for t in str(text).replace(",", " ").split())
     except ValueError:
-        raise ConfigError(f"bad --{flag} {text!r}: give seeds such as '1,2,3'") from None
+        raise ConfigError(f"bad --{flag} {text!r}: give seeds such as '1,2'") from None
 
 
 @dataclasses.dataclass(frozen=True)
