@@ -235,3 +235,27 @@ def test_checkpoint_restores_trainer_state(trained, tmp_path):
         np.testing.assert_allclose(v.numpy(), e, rtol=1e-5, atol=1e-7)
     assert int(fresh_trainer.optimizer.iterations.numpy()) == \
         int(trainer.optimizer.iterations.numpy())
+
+
+def test_the_untrained_controller_samples_what_enas_does_under_any_tanh_constant():
+    """ENAS's b_soft = 10 for the separable convs squashes to 0.44 under its constants (1.10 / 2.5);
+    under wider bounds the initial bias is rescaled to the same squashed logit, so the untrained
+    controller's op frequencies and entropy are ENAS's (tanh 2.5 with b = 10 would prefer the
+    separable convs 93% of the time)."""
+    import math
+
+    from enas.controller.controller import uniform_entropy
+
+    enas = MicroController(num_nodes=3, tanh_constant=1.10, op_tanh_reduce=2.5, seed=3)
+    wide = MicroController(num_nodes=3, tanh_constant=2.5, op_tanh_reduce=1.0, seed=3)
+    assert float(enas.b_soft[0, 0]) == 10.0
+    assert 2.5 * math.tanh(float(wide.b_soft[0, 0])) == pytest.approx(0.44 * math.tanh(10.0), rel=1e-6)
+    uniform = uniform_entropy(3, 5)
+    stats = []
+    for controller in (enas, wide):
+        samples = [controller.sample() for _ in range(60)]
+        ops = np.concatenate([s.arc.numpy()[1::2] for s in samples])
+        stats.append((np.mean([float(s.entropy) for s in samples]) / uniform, np.mean(ops <= 1)))
+    (h_enas, sep_enas), (h_wide, sep_wide) = stats
+    assert h_wide == pytest.approx(h_enas, abs=0.01) and h_enas > 0.95
+    assert sep_wide == pytest.approx(sep_enas, abs=0.05) and sep_enas < 0.7

@@ -76,6 +76,12 @@ def allowed_choices(num_nodes: int, num_ops: int, num_precisions: int = 1) -> np
     return np.array(choices, dtype=np.int32)
 
 
+def uniform_entropy(num_nodes: int, num_ops: int, num_precisions: int = 1) -> float:
+    """The entropy (nats) of the uniform distribution over the architectures: the most a sample's
+    summed decision entropy can be, ``sum log(choices)`` over the arc's positions."""
+    return float(np.log(allowed_choices(num_nodes, num_ops, num_precisions)).sum())
+
+
 class Controller(tf.Module):
     """Abstract base of architecture controllers.
 
@@ -345,4 +351,4 @@ def _accuracy_and_reward(out):
     return (tf.reshape(tf.cast(accuracy, tf.float32), []), tf.reshape(tf.cast(reward, tf.float32), []))
 
 
-__all__ = ["ArcSample", "Controller", "RandomController", "ReinforceTrainer", "allowed_choices"]
+__all__ = ["ArcSample", "Controller", "RandomController", "ReinforceTrainer", "allowed_choices", "uniform_entropy"]

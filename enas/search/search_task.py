@@ -38,7 +38,7 @@ import tensorflow as tf
 from enas.child.child_trainer import WithoutGrappler
 from enas.child.micro_child import MicroChild
 from enas.config.run_config import RunConfig
-from enas.controller.controller import RandomController, ReinforceTrainer
+from enas.controller.controller import RandomController, ReinforceTrainer, uniform_entropy
 from enas.controller.micro_controller import MicroController
 from enas.data import data_utils
 from enas.errors import ConfigError
@@ -215,7 +215,8 @@ class Search(run_loop.Task):
                         float(out["accuracy"]), float(out["baseline"]), loop.minutes(),
                     ))
             record_controller(self.config.output.output_dir, updates)
-            uniform = uniform_entropy(self.controller)
+            uniform = uniform_entropy(self.controller.num_nodes, self.controller.num_ops,
+                                      self.controller.num_precisions)
             entropy = sum(u["entropy"] for u in updates) / len(updates)
             loop.log(f"Controller: entropy {entropy:.2f} nats ({entropy / uniform:.0%} of the uniform distribution's "
                      f"{uniform:.2f}), accuracy {sum(u['accuracy'] for u in updates) / len(updates):.4f}, "
@@ -344,15 +345,6 @@ def sample_and_report(controller, accuracy_fn, count, epoch, log, costing=None):
         log("-" * 80)
         sampled.append(item)
     return sampled
-
-
-def uniform_entropy(controller):
-    """The summed entropy (nats) of the uniform distribution over the controller's architectures:
-    the most a sample's entropy can be (``sum log(choices)`` over the arc's positions)."""
-    from enas.controller.controller import allowed_choices
-
-    return float(np.log(allowed_choices(controller.num_nodes, controller.num_ops,
-                                        getattr(controller, "num_precisions", 1))).sum())
 
 
 def record_controller(output_dir, updates):

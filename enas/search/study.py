@@ -206,7 +206,7 @@ class Study:
             result = {"top": pick["top"], "samples": pick["samples"], "distinct": pick["distinct"],
                       "sample_val_acc_mean": stats.fmean(item["val_acc"] for item in pick["ranked"]),
                       "entropy": [u["entropy"] for u in updates], "controller_steps": [u["step"] for u in updates],
-                      "uniform_entropy": uniform_entropy(config)}
+                      "uniform_entropy": _uniform_entropy(config)}
             entropy = "" if not updates else (f", entropy {updates[0]['entropy']:.2f} -> {updates[-1]['entropy']:.2f} "
                                               f"of {result['uniform_entropy']:.2f}")
             return result, (f"best val_acc {pick['top'][0]['val_acc']:.4f} on the whole validation split, samples' "
@@ -351,13 +351,11 @@ class Study:
         return report
 
 
-def uniform_entropy(config):
-    """The entropy (nats) of the uniform distribution over ``config``'s architectures."""
-    from enas.controller.controller import allowed_choices
+def _uniform_entropy(config):
+    from enas.controller.controller import uniform_entropy
     from enas.space.search_space import DEFAULT as SPACE
 
-    precisions = len(config.child.search_precisions)
-    return float(np.log(allowed_choices(config.child.num_nodes, SPACE.num_ops, precisions)).sum())
+    return uniform_entropy(config.child.num_nodes, SPACE.num_ops, len(config.child.search_precisions) or 1)
 
 
 def draw_size_matched(table, default, target_kib, tolerance, rng, child):
