@@ -199,5 +199,10 @@ def write_lut(blob, path, images):
     return result.identical == 1.0
 
 
+def cli():
+    """The command `export_arc` (installed by pip) and `python export_arc.py`."""
+    return run_command(CONFIG, None, main, flag_help=FLAG_HELP, description=__doc__)
+
+
 if __name__ == "__main__":
-    raise SystemExit(run_command(CONFIG, None, main, flag_help=FLAG_HELP, description=__doc__))
+    raise SystemExit(cli())

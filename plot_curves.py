@@ -24,5 +24,10 @@ def main(settings):
         print(path)
 
 
+def cli():
+    """The command `plot_curves` (installed by pip) and `python plot_curves.py`."""
+    return run_command(CONFIG, None, main, flag_help=FLAG_HELP, description=__doc__)
+
+
 if __name__ == "__main__":
-    raise SystemExit(run_command(CONFIG, None, main, flag_help=FLAG_HELP, description=__doc__))
+    raise SystemExit(cli())

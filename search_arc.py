@@ -24,5 +24,11 @@ CONFIG = dict(
     batch_size=128,  # also the reward's validation minibatch
 )
 
+
+def cli():
+    """The command `search_arc` (installed by pip) and `python search_arc.py`."""
+    return script.main(CONFIG, dataset=None, mode="search")
+
+
 if __name__ == "__main__":
-    raise SystemExit(script.main(CONFIG, dataset=None, mode="search"))
+    raise SystemExit(cli())

@@ -19,5 +19,11 @@ CONFIG = dict(
     child_augment=True,
 )
 
+
+def cli():
+    """The command `search_arc_cifar` (installed by pip) and `python search_arc_cifar.py`."""
+    return script.main(CONFIG, dataset="cifar10", mode="search")
+
+
 if __name__ == "__main__":
-    raise SystemExit(script.main(CONFIG, dataset="cifar10", mode="search"))
+    raise SystemExit(cli())

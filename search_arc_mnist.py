@@ -22,5 +22,11 @@ CONFIG = dict(
     # e.g. controller_type="random",  (micro: ENAS's REINFORCE controller, the default | random)
 )
 
+
+def cli():
+    """The command `search_arc_mnist` (installed by pip) and `python search_arc_mnist.py`."""
+    return script.main(CONFIG, dataset="mnist", mode="search")
+
+
 if __name__ == "__main__":
-    raise SystemExit(script.main(CONFIG, dataset="mnist", mode="search"))
+    raise SystemExit(cli())

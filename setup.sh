@@ -39,7 +39,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 
 STAMP=.venv/.qenas-installed
-WANT="$TF_BUILD $(cat requirements-base.txt "$REQ" pyproject.toml | sha256sum | cut -d' ' -f1)"
+WANT="$TF_BUILD $(cat requirements-base.txt requirements-test.txt "$REQ" pyproject.toml | sha256sum | cut -d' ' -f1)"
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT" ]; then
   echo "setup.sh: .venv is up to date ($TF_BUILD build); nothing to do."
   exit 0

@@ -50,5 +50,10 @@ def main(settings):
     Study(*from_settings(settings)).run()
 
 
+def cli():
+    """The command `study_arc` (installed by pip) and `python study_arc.py`."""
+    return run_command(settings_of(CONFIG), None, main, flag_help=FLAG_HELP, description=__doc__)
+
+
 if __name__ == "__main__":
-    raise SystemExit(run_command(settings_of(CONFIG), None, main, flag_help=FLAG_HELP, description=__doc__))
+    raise SystemExit(cli())

@@ -102,5 +102,10 @@ def main(settings):
         print(memory_line(model, image_shape))
 
 
+def cli():
+    """The command `summarize_arc` (installed by pip) and `python summarize_arc.py`."""
+    return run_command(CONFIG, None, main, flag_help=FLAG_HELP, description=__doc__)
+
+
 if __name__ == "__main__":
-    raise SystemExit(run_command(CONFIG, None, main, flag_help=FLAG_HELP, description=__doc__))
+    raise SystemExit(cli())

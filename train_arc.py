@@ -24,5 +24,11 @@ CONFIG = dict(
     # e.g. image_size="96,96", color_mode="rgb", child_quantization="binary", child_augment=True
 )
 
+
+def cli():
+    """The command `train_arc` (installed by pip) and `python train_arc.py`."""
+    return script.main(CONFIG, dataset=None, mode="train")
+
+
 if __name__ == "__main__":
-    raise SystemExit(script.main(CONFIG, dataset=None, mode="train"))
+    raise SystemExit(cli())

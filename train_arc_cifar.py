@@ -23,5 +23,11 @@ CONFIG = dict(
     # child_cutout_size=16 for ENAS's cutout result
 )
 
+
+def cli():
+    """The command `train_arc_cifar` (installed by pip) and `python train_arc_cifar.py`."""
+    return script.main(CONFIG, dataset="cifar10", mode="train")
+
+
 if __name__ == "__main__":
-    raise SystemExit(script.main(CONFIG, dataset="cifar10", mode="train"))
+    raise SystemExit(cli())

@@ -17,5 +17,11 @@ CONFIG = dict(
     # e.g. child_quantization="binary",  (binary | ternary, the default | quantized with child_bits | float)
 )
 
+
+def cli():
+    """The command `train_arc_mnist` (installed by pip) and `python train_arc_mnist.py`."""
+    return script.main(CONFIG, dataset="mnist", mode="train")
+
+
 if __name__ == "__main__":
-    raise SystemExit(script.main(CONFIG, dataset="mnist", mode="train"))
+    raise SystemExit(cli())
