@@ -91,7 +91,7 @@ def argv_from(config, script="train_arc_mnist.py"):
 
 # The longest test files start first (``--dist loadfile`` hands out whole files in collection
 # order), so that the two xdist workers end together instead of one waiting on a long file.
-LONG_FIRST = ("test_study", "test_distribute", "test_search", "test_mixed_search", "test_tflite_export",
+LONG_FIRST = ("test_study", "test_docs", "test_distribute", "test_search", "test_mixed_search", "test_tflite_export",
               "test_train_fixed", "test_cli_errors", "test_search_step", "test_folder_lock", "test_export",
               "test_recipes", "test_startup")
 

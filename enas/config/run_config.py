@@ -420,6 +420,22 @@ def flag_names(mode):
     return names
 
 
+def flag_section(name):
+    """The :class:`RunConfig` section flag ``name`` sets (``"child"`` for the child's shape, precision and
+    architecture flags, which :class:`ChildConfig` and :class:`PrecisionPolicy` read)."""
+    if name in _FLAT:
+        return _FLAT[name][0]
+    if name in _CHILD_FLAGS or name == "child_fixed_arc":
+        return "child"
+    raise KeyError(f"{name!r} is not a setting of RunConfig")
+
+
+def section_doc(section):
+    """The first line of section ``section``'s class docstring (``"child"``: :class:`ChildConfig`'s)."""
+    cls = ChildConfig if section == "child" else _SECTIONS[section]
+    return (cls.__doc__ or "").strip().splitlines()[0]
+
+
 def default_output_dir(mode, dataset):
     """``./output-mnist-arc``, ``./output-cifar-search`` ...: where a run writes by default."""
     return f"./output-{dataset_short_name(dataset)}-{'arc' if mode == 'train' else 'search'}"
