@@ -234,3 +234,33 @@ def test_reset_output_dir_starts_a_study_over_and_refuses_other_folders(tmp_path
     assert code == 2 and err.startswith("error: refusing to reset") and "holds no study" in err, err
     assert err.count("\n") == 1 and out == ""
     assert os.listdir(other) == ["notes.txt"] and (other / "notes.txt").read_text() == "mine\n"
+
+
+def test_a_memory_target_makes_both_searches_of_a_seed_cost_aware(tmp_path, mnist_path, monkeypatch):
+    """``--target_memory_kib`` reaches the ENAS and the random-controller search alike (same cost
+    settings, same seed), so that their picks are compared at equal cost."""
+    import study_arc
+    from enas.search import search_task
+    from enas.search.study import Study, from_settings, settings_of
+
+    settings = {**settings_of(study_arc.CONFIG), **TINY_STUDY, "data_path": mnist_path,
+                "output_dir": str(tmp_path / "study"), "target_memory_kib": 14.0, "cost_constraint": "hard"}
+    study, search = from_settings(settings)
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def record(config, echo=False):
+        seen.append(config)
+        raise Stop
+
+    monkeypatch.setattr(search_task, "run", record)
+    runner = Study(study, search, echo=lambda line: None)
+    for kind in ("micro", "random"):
+        with pytest.raises(Stop):
+            runner.run_search(kind, 2)
+    assert [config.controller.type for config in seen] == ["micro", "random"]
+    assert [config.output.seed for config in seen] == [2, 2]
+    assert seen[0].cost == seen[1].cost and seen[0].cost.target_memory_kib == 14.0
+    assert seen[0].cost.cost_constraint == "hard" and seen[0].cost.has_target
