@@ -21,7 +21,7 @@ CONFIG = dict(
     child_num_cells=3,
     child_out_filters=8,
     child_lr_min=5e-4,
-    batch_size=128,  # also the reward's validation minibatch
+    batch_size=128,  # the shared weights' training batch (the reward has its own: --reward_batch_size)
 )
 
 

@@ -44,10 +44,14 @@ def cell(value):
     return f"`{value}`"
 
 
+def plain(doc):
+    """Docstring text as Markdown: Sphinx roles and double backquotes made plain."""
+    return re.sub(r":\w+:`~?([^`]+)`", r"`\1`", str(doc)).replace("``", "`")
+
+
 def text(help_text):
-    """One Markdown table cell from help or docstring text (Sphinx roles and double backquotes made plain)."""
-    plain = re.sub(r":\w+:`~?([^`]+)`", r"`\1`", " ".join(str(help_text).split()))
-    return plain.replace("``", "`").replace("|", "\\|")
+    """One Markdown table cell from help or docstring text."""
+    return plain(" ".join(str(help_text).split())).replace("|", "\\|")
 
 
 def run_settings_rows(run_config, flag_help):
@@ -57,7 +61,10 @@ def run_settings_rows(run_config, flag_help):
     rows = []
     for name in dict.fromkeys([*train, *search]):
         modes = "both" if name in train and name in search else ("train" if name in train else "search")
-        default = train[name] if name in train else search[name]
+        if modes == "both" and train[name] != search[name]:
+            default = f"train: {cell(train[name])}, search: {cell(search[name])}"
+        else:
+            default = cell(train[name] if name in train else search[name])
         rows.append((run_config.flag_section(name), name, default, modes, flag_help.get(name, "")))
     return rows
 
@@ -87,15 +94,20 @@ def render():
     ]
     rows = run_settings_rows(run_config, FLAG_HELP)
     for section in SECTIONS:
-        out += [f"## `{section}`", "", text(run_config.section_doc(section)), "",
+        out += [f"## `{section}`", "", plain(run_config.section_doc(section)), "",
                 "| flag | default | mode | meaning |", "|---|---|---|---|"]
-        out += [f"| `--{flag}` | {cell(default)} | {modes} | {text(meaning)} |"
+        out += [f"| `--{flag}` | {default} | {modes} | {text(meaning)} |"
                 for sec, flag, default, modes, meaning in rows if sec == section]
         out.append("")
 
-    out += ["## What each script's CONFIG block changes", "",
-            "Relative to the defaults above (the generic scripts also take `--dataset`, default `auto`: what "
-            "`--data_path` holds).", "", "| script | setting | value |", "|---|---|---|"]
+    out += ["## Other flags of the run scripts", "", "| flag | default | meaning |", "|---|---|---|",
+            f"| `--from_config` | `\"\"` | {text(FLAG_HELP['from_config'])} |",
+            f"| `--dataset` | `auto` | Generic scripts (`train_arc.py`, `search_arc.py`) only: {text(FLAG_HELP['dataset'])} |",
+            "| `-fixed_arc` | | The original's short name of `--child_fixed_arc`. |", ""]
+    out += ["## What each script changes from the defaults", "",
+            "Its CONFIG block, plus the data and output folders its dataset implies (`./data/<dataset>`, "
+            "`./output-<dataset>-arc` or `-search`; the generic scripts: `./output-arc`, `./output-search` and "
+            "`--num_valid 0.1`).", "", "| script | setting | value |", "|---|---|---|"]
     from enas.cli import script as script_entry
 
     for name, mode, dataset in RUN_SCRIPTS:

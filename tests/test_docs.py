@@ -74,6 +74,14 @@ def test_quick_start_python_block_runs(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert (tmp_path / "quantized.keras").exists()
     assert "[4, None, 2, None, 1, None, 1]" in done.stdout  # bits per weight, layer by layer
+    # the README's comment: another process loads the file after importing the three packages
+    load = ("import keras, binarize, ternarize, quantize\n"
+            "model = keras.models.load_model('quantized.keras')\n"
+            "print([getattr(layer, 'bits_per_weight', None) for layer in model.layers])")
+    loaded = subprocess.run([sys.executable, "-c", load], cwd=tmp_path, capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}, timeout=300)
+    assert loaded.returncode == 0, loaded.stderr[-2000:]
+    assert "[4, None, 2, None, 1, None, 1]" in loaded.stdout
 
 
 def test_quick_start_mnist_commands_run(tmp_path):

@@ -62,7 +62,7 @@ FLAG_HELP = {
     # child network
     "child_fixed_arc": "Architecture: 8*num_cells integers, normal cell then reduction cell.",
     "child_num_layers": "Number of normal-cell layers (two reduction layers are added).",
-    "child_num_cells": "Nodes per cell (B).",
+    "child_num_cells": "Nodes per cell (B); 0 (training): from the architecture string's length.",
     "child_reduction_layers": "Indices of the reduction layers, e.g. '2,5' (empty: L//3 and 2*(L//3)+1).",
     "child_out_filters": "Filters of the first cells (doubled at each reduction).",
     "child_keep_prob": "Keep probability of dropout before the classifier.",

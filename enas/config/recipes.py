@@ -23,7 +23,7 @@ annealed to zero over the whole run, and no weight decay on the latent weights o
 kernels (decay pulls them towards zero, where every update flips a sign); the full-precision
 stem and classifier keep it. Its learning rate is higher than the papers' 1e-3 (for runs of
 hundreds of epochs): on a 2-epoch MNIST run, 1e-3, 5e-3, 1e-2 and 2e-2 gave 0.710, 0.894, 0.948
-and 0.931 test accuracy (README). ``lowbit`` is the same at twice the learning rate, the best of
+and 0.931 test accuracy (docs/experiments.md). ``lowbit`` is the same at twice the learning rate, the best of
 5e-3, 1e-2, 2e-2 and 4e-2 for ternary and 4-bit cells on that run, on batches of 32 (ternary
 0.9871, 0.9891 and 0.9910 at batches of 128, 64 and 32; 4-bit 0.9903 and 0.9918 at 128 and 32).
 ``binary`` is what binary cells with real-valued shortcuts and a real-valued head (:class:`enas.space.precision.PrecisionPolicy`'s

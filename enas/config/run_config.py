@@ -115,7 +115,7 @@ class TrainingConfig:
     the recipe of the cells' precision) when the run's :class:`RunConfig` is made; set one to
     override its recipe value. ``lr_T_0 = 0``: one cosine period as long as the run."""
 
-    batch_size: int | None = None  # the recipe's (128; 64 for binary cells)
+    batch_size: int | None = None  # the recipe's (enas, bnn: 128; lowbit: 32; binary: 64)
     eval_batch_size: int = 100
     num_epochs: int = 10
     recipe: str = "auto"  # auto (the precision's) | enas | bnn | lowbit | binary
@@ -179,11 +179,11 @@ class ControllerConfig:
     """The search's controller (ENAS's LSTM with REINFORCE, or uniform random sampling)."""
 
     type: str = "micro"  # micro | random
-    lr: float = 0.03  # the original: 0.0035 (learned nothing in a 6-epoch MNIST search; see README)
+    lr: float = 0.03  # the original: 0.0035 (learned nothing in a 6-epoch MNIST search; docs/experiments.md)
     lstm_size: int = 64
     # Logits bounded by tanh_constant * tanh(.) (ops: / op_tanh_reduce). The original's 1.10 and 2.5 keep
     # every sample's entropy above 79% of the uniform distribution's (B = 3): the controller cannot
-    # concentrate; 2.5 and 1.0 allow 9% (README, the study).
+    # concentrate; 2.5 and 1.0 allow 9% (docs/search.md).
     tanh_constant: float = 2.5  # 0: none; the original: 1.10
     op_tanh_reduce: float = 1.0  # the original: 2.5
     temperature: float = 0.0  # 0: none
@@ -431,9 +431,11 @@ def flag_section(name):
 
 
 def section_doc(section):
-    """The first line of section ``section``'s class docstring (``"child"``: :class:`ChildConfig`'s)."""
+    """The docstring of section ``section``'s class (``"child"``: :class:`ChildConfig`'s), dedented."""
+    import inspect
+
     cls = ChildConfig if section == "child" else _SECTIONS[section]
-    return (cls.__doc__ or "").strip().splitlines()[0]
+    return inspect.cleandoc(cls.__doc__ or "")
 
 
 def default_output_dir(mode, dataset):
