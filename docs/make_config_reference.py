@@ -41,6 +41,8 @@ def cell(value):
         return "true" if value else "false"
     if value == "":
         return '`""`'
+    if isinstance(value, float) and value >= 100 and value.is_integer():  # a count held in a float (num_valid)
+        value = int(value)
     return f"`{value}`"
 
 

@@ -312,7 +312,7 @@ class OutputConfig:
 
 @dataclasses.dataclass(frozen=True)
 class DistributeConfig:
-    """Where the steps run (:mod:`enas.run.distribute`): ``default``, today's single device;
+    """Where the steps run (:mod:`enas.run.distribute`): ``default``, one device;
     ``mirrored``, ``tf.distribute.MirroredStrategy`` over ``num_devices`` GPUs of this host (0:
     all), or, with no GPU, the CPU split into ``num_devices`` logical devices; ``multi_worker``,
     ``MultiWorkerMirroredStrategy`` over the hosts of the ``TF_CONFIG`` environment variable.
