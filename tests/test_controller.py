@@ -259,3 +259,51 @@ def test_the_untrained_controller_samples_what_enas_does_under_any_tanh_constant
     (h_enas, sep_enas), (h_wide, sep_wide) = stats
     assert h_wide == pytest.approx(h_enas, abs=0.01) and h_enas > 0.95
     assert sep_wide == pytest.approx(sep_enas, abs=0.05) and sep_enas < 0.7
+
+
+@pytest.mark.parametrize("num_precisions", [1, 3])
+def test_decisions_explain_an_arc_decision_by_decision(num_precisions):
+    """``decisions(arc)``: one distribution per position in arc order, each over its allowed
+    values and summing to 1; the chosen values are the arc's, their log-probabilities add up to
+    ``log_prob_of``, the entropies to its entropy; the op rows are ``op_probabilities``."""
+    controller = MicroController(3, lstm_size=16, num_precisions=num_precisions, seed=5)  # ops 0, 1 have weights
+    arc = controller.sample().arc.numpy()
+    decisions = controller.decisions(arc)
+    limits = allowed_choices(3, 5, num_precisions)
+    assert [d.position for d in decisions] == list(range(len(arc))) == list(range(len(limits)))
+    for d in decisions:
+        assert d.probabilities.shape == d.logits.shape == (limits[d.position],)
+        assert d.probabilities.sum() == pytest.approx(1.0, abs=1e-5) and d.choice == arc[d.position]
+    forced = controller.log_prob_of(arc)
+    log_prob = sum(np.log(d.probabilities[d.choice]) * d.weight for d in decisions)
+    assert log_prob == pytest.approx(forced.log_prob.numpy(), abs=1e-4)
+    assert sum(d.entropy for d in decisions) == pytest.approx(forced.entropy.numpy(), abs=1e-4)
+    ops = [d for d in decisions if d.kind == "op"]
+    np.testing.assert_allclose(np.stack([d.probabilities for d in ops]),
+                               controller.op_probabilities(arc).numpy(), atol=1e-6)
+    # Node j of a cell is x_id x_op y_id y_op; ids of node j choose among j + 2 values.
+    assert [(d.cell, d.node, d.kind) for d in decisions[:4]] == [("normal", 0, "input"), ("normal", 0, "op")] * 2
+    assert (decisions[12].cell, decisions[12].node) == ("reduction", 0)
+    assert all(d.probabilities.size == d.node + 2 for d in decisions if d.kind == "input")
+    if num_precisions > 1:
+        precision = [d for d in decisions if d.kind == "precision"]
+        assert len(precision) == 12 and precision[0].position == 24
+        # Slot s = 6 * cell + 2 * j + i follows op x (i = 0) or y (i = 1) of node j; an op
+        # without weights (2, 3, 4 here) makes its precision decision count for nothing.
+        for d in precision:
+            cell, within = divmod(d.position - 24, 6)
+            op = arc[12 * cell + 4 * (within // 2) + 2 * (within % 2) + 1]
+            assert (d.cell, d.node) == (("normal", "reduction")[cell], within // 2)
+            assert d.weight == (1.0 if op < 2 else 0.0)
+    # Fresh weights U(-0.1, 0.1) are far from saturating tanh: nothing is frozen.
+    assert not any(d.frozen for d in decisions)
+
+
+def test_a_saturated_decision_is_reported_frozen():
+    """A tiny temperature multiplies every logit by 10^8 before the tanh squashing: every decision
+    then sits where tanh passes less than 1% of its gradient."""
+    controller = MicroController(2, lstm_size=8, tanh_constant=2.5, temperature=1e-8, seed=1)
+    decisions = controller.decisions(controller.sample().arc)
+    assert len(decisions) == 16 and all(d.frozen for d in decisions)
+    with pytest.raises(RuntimeError, match="eagerly"):
+        tf.function(lambda: controller.decisions(tf.zeros([16], tf.int32)))()

@@ -66,6 +66,8 @@ def test_search_prints_original_format_and_records_arcs(search_config, uninterru
     assert code == 0, err
     lines = out.splitlines()
     assert any(line.startswith("epoch = 0") for line in lines)
+    # No normal layers (child_num_layers 0): the header says the normal cell changes nothing.
+    assert sum(line.startswith("Note: every layer is a reduction cell") for line in lines) == 1
     # The controller warm-up: no controller update before it ends; all of them (5, logged every 5) after it.
     warm = lines.index("Epoch 1: controller warm-up (1/1), not trained")
     trained = lines.index("Epoch 2: Training controller")
@@ -236,3 +238,28 @@ def test_the_reward_stream_resumes_exactly_from_its_checkpoint(tmp_path):
     labels = np.concatenate([np.asarray(b[1]) for b in first_pass + expected])
     assert sorted(labels[:200].tolist()) == sorted(np.asarray(data.y_valid).tolist())
     assert not np.array_equal(labels[:200], labels[200:400])
+
+
+def test_controller_policy_reports_each_decision_of_the_best_arc(search_config, uninterrupted, tmp_path):
+    """``benchmarks/controller_policy.py``: one row per decision of the run's best arc, whose
+    entropies add up to the printed total, which is the controller's teacher-forced entropy of
+    that arc; a folder without a search is one line on stderr and exit status 2."""
+    from enas.search.search_task import restore_controller
+
+    run = search_config["output_dir"]
+    command = [sys.executable, str(REPO / "benchmarks" / "controller_policy.py"), run]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    out = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    rows = [line.split(" | ") for line in out.stdout.splitlines() if line.startswith(("| normal", "| reduction"))]
+    nodes = search_config["child_num_cells"]
+    assert len(rows) == 8 * nodes
+    best = Path(run, "best_arc.txt").read_text().split()
+    assert [row[3].removeprefix("id ") for row in rows[0::2]] == best[0::2]  # the input ids chosen
+    total = float(re.search(r"entropy along it: (\d+\.\d+) nats", out.stdout).group(1))
+    assert sum(float(row[5]) for row in rows) == pytest.approx(total, abs=0.01 * len(rows))
+    _, controller = restore_controller(run)
+    assert controller.log_prob_of([int(v) for v in best]).entropy.numpy() == pytest.approx(total, abs=0.01)
+    bad = subprocess.run(command[:2] + [str(tmp_path)], capture_output=True, text=True, env=env, timeout=120)
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+    assert "config.json" in bad.stderr

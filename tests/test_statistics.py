@@ -48,3 +48,15 @@ def test_kendall_tau_interval():
     tau, low, high = statistics.kendall_tau_interval(same, [0, 2, 1, 3, 5, 4, 6, 8, 7, 9])
     assert tau == pytest.approx(1 - 2 * 3 / 45)
     assert low < tau <= high <= 1.0
+
+
+def test_pooled_std_of_training_seeds():
+    """Two architectures with two seeds each: the pooled variance is the mean of their variances
+    ((0.01^2 / 2) * 2 / 2 per pair of values 0.02 apart); one-value samples carry none."""
+    assert statistics.pooled_std([[0.97, 0.99], [0.95, 0.97]]) == pytest.approx(0.02 / math.sqrt(2))
+    assert statistics.pooled_std([[0.97, 0.99], [0.5]]) == pytest.approx(0.02 / math.sqrt(2))
+    # Unequal sizes weigh by degrees of freedom: [1, 2, 3] (SS 2, dof 2) and [10, 14] (SS 8, dof 1).
+    assert statistics.pooled_std([[1.0, 2.0, 3.0], [10.0, 14.0]]) == pytest.approx(math.sqrt(10 / 3))
+    assert math.isnan(statistics.pooled_std([[0.9], []]))
+    rng = np.random.default_rng(1)  # many samples of one noise: the pooled std is that noise
+    assert statistics.pooled_std(rng.normal(0.5, 0.01, (500, 2))) == pytest.approx(0.01, rel=0.1)

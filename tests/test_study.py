@@ -121,6 +121,19 @@ def test_study_report_is_computed_from_the_recorded_runs(study_run):
         p = statistics.welch_t_test(units["enas"], units[baseline])[2]
         assert (c["p"] is None) == math.isnan(p) and (c["p"] is None or c["p"] == pytest.approx(p))
     assert archs[0]["own_search_val_acc"] is not None and archs[-1]["own_search_val_acc"] is None
+    # The noise the differences must beat: each architecture's test accuracies over its seeds, pooled.
+    assert report["training_seed_std"] == pytest.approx(statistics.pooled_std([a["test"] for a in archs]))
+    for group, numbers in report["groups"].items():
+        mine = [a["test"] for a in archs if a["group"] == group]
+        assert numbers["seed_std"] == pytest.approx(statistics.pooled_std(mine))
+    assert f"pooled std of an architecture's test accuracy over its training seeds is " \
+           f"{report['training_seed_std']:.4f}" in markdown
+    # Every phase recorded its wall time (the searches in the killed first run): 4 searches, the
+    # random and size-matched draws, the shared-weight evaluation, 16 trainings.
+    seconds = [json.loads(p.read_text())["seconds"] for p in folder.glob("**/result.json")]
+    assert report["phases"] == report["phases_timed"] == len(seconds) == 4 + 3 + 16
+    assert report["wall_seconds"] == pytest.approx(sum(seconds)) and all(s >= 0 for s in seconds)
+    assert f"Wall time of the phases: {report['wall_seconds'] / 3600:.2f} h." in markdown
     # Kendall's tau of both splits, recomputed from the recorded runs (NaN exactly when the data
     # leave it undefined); at least one must be defined, or the comparison would prove nothing.
     assert report["kendall_tau"]["architectures"] == len(archs) == 8

@@ -73,6 +73,47 @@ class _Unrolled(NamedTuple):
     log_prob: tf.Tensor  # float32 []
     entropy: tf.Tensor  # float32 []
     op_probs: tf.Tensor  # float32 [4B, K]: softmax of each op decision, in arc order
+    decisions: list  # (position, logits before squashing [1, n], probabilities [1, n], weight), call order
+
+
+class Decision(NamedTuple):
+    """One decision of an architecture under the controller (:meth:`MicroController.decisions`).
+
+    Attributes:
+        position: index in the arc vector (``8B + ..`` for a precision decision).
+        kind: ``"input"``, ``"op"`` or ``"precision"``.
+        cell: ``"normal"`` or ``"reduction"``.
+        node: ``j``, the node of the cell (its id is ``j + 2``).
+        choice: the value the arc holds at ``position``.
+        probabilities: float32 ``[n]`` (``n`` = ``j + 2`` ids, ``K`` ops or ``P`` precisions), the
+            distribution the choice is drawn from given the earlier decisions; sums to 1.
+        logits: float32 ``[n]``, the logits before the ``tanh_constant * tanh(.)`` squashing
+            (after the temperature); a logit with ``|x| >= 3`` passes less than 1% of its gradient
+            (``1 - tanh(x)^2``).
+        weight: 1, or 0 for the precision of an op without weights (it counts for nothing).
+    """
+
+    position: int
+    kind: str
+    cell: str
+    node: int
+    choice: int
+    probabilities: np.ndarray
+    logits: np.ndarray
+    weight: float
+
+    @property
+    def entropy(self) -> float:
+        """``-sum p log p`` of :attr:`probabilities` (nats), times :attr:`weight`."""
+        p = self.probabilities.astype(np.float64)
+        p = p[p > 0]
+        return float(-(p * np.log(p)).sum() * self.weight)
+
+    @property
+    def frozen(self) -> bool:
+        """Every logit is squashed where ``tanh`` passes less than 1% of its gradient (``|x| >= 3``):
+        REINFORCE can hardly move this decision any more."""
+        return bool(np.all(np.abs(self.logits) >= 3.0))
 
 
 class MicroController(Controller):
@@ -218,6 +259,32 @@ class MicroController(Controller):
         out = self._unroll(arc)
         return ArcSample(out.arc, out.log_prob, out.entropy), out.op_probs
 
+    def decisions(self, arc) -> list[Decision]:
+        """Every decision along ``arc`` (int ``[8B]``, or ``[12B]`` with precisions) under the
+        current weights, in arc order: what the controller has learned, decision by decision.
+
+        Eager only (an analysis tool: see ``benchmarks/controller_policy.py``); teacher forcing as
+        :meth:`log_prob_of`, whose entropy is the sum of the decisions' :attr:`Decision.entropy`.
+        Does not touch ``self.rng``.
+        """
+        if not tf.executing_eagerly():
+            raise RuntimeError("MicroController.decisions runs eagerly, not inside a tf.function")
+        arc = self._given_arc(arc)
+        values = arc.numpy()
+        per_cell = 4 * self.num_nodes
+        out = []
+        for position, logits, probs, weight in self._unroll(arc).decisions:
+            if position < 2 * per_cell:  # node j of a cell: x_id x_op y_id y_op
+                cell, within = divmod(position, per_cell)
+                node, kind = within // 4, ("input" if position % 2 == 0 else "op")
+            else:  # precision slot 2B * cell + 2j + s
+                cell, within = divmod(position - 2 * per_cell, 2 * self.num_nodes)
+                node, kind = within // 2, "precision"
+            out.append(Decision(int(position), kind, ("normal", "reduction")[cell], int(node), int(values[position]),
+                                probs.numpy().reshape(-1), logits.numpy().reshape(-1),
+                                1.0 if weight is None else float(weight.numpy())))
+        return sorted(out, key=lambda d: d.position)
+
     def _unroll(self, given) -> _Unrolled:
         """Both cells; samples if ``given`` is None, else teacher-forces int32 ``[8B]``.
 
@@ -252,7 +319,7 @@ class MicroController(Controller):
             op_tanh=(None if self.tanh_constant is None
                      else tf.constant(self.tanh_constant / self.op_tanh_reduce, tf.float32)),
             b_soft_no_learn=tf.constant(self._b_soft_no_learn),
-            log_probs=[], entropies=[], op_probs=[])
+            log_probs=[], entropies=[], op_probs=[], decisions=[])
         if self.num_precisions >= 2:
             ctx.w_prec = tf.convert_to_tensor(self.w_prec)
             ctx.b_prec = tf.convert_to_tensor(self.b_prec)
@@ -268,7 +335,7 @@ class MicroController(Controller):
             arc = tf.concat([arc] + ctx.precisions, axis=0)
         log_prob = tf.reshape(tf.add_n(ctx.log_probs), [])
         entropy = tf.stop_gradient(tf.add_n(ctx.entropies))
-        return _Unrolled(arc, log_prob, entropy, tf.concat(ctx.op_probs, axis=0))
+        return _Unrolled(arc, log_prob, entropy, tf.concat(ctx.op_probs, axis=0), ctx.decisions)
 
     def _lstm(self, ctx, x, state):
         """Stacked LSTM step (ENAS ``stack_lstm``); ``state`` = (c list, h list), ``[1, S]``."""
@@ -285,13 +352,14 @@ class MicroController(Controller):
         return next_c, next_h
 
     @staticmethod
-    def _decide(ctx, logits, position, counts=None):
+    def _decide(ctx, logits, position, raw, counts=None):
         """One categorical decision over ``softmax(logits)`` (``[1, n]``) at arc ``position``.
 
         Sampled with the per-decision stateless seed, or read from the given arc. Records
         ``log p(choice)`` (= ``-sparse_softmax_cross_entropy``) and the entropy
-        ``-sum p log p`` in ``ctx`` (both times ``counts``, a float ``[]``, when given); returns
-        the choice, int32 ``[1]``.
+        ``-sum p log p`` in ``ctx`` (both times ``counts``, a float ``[]``, when given), and for
+        :meth:`decisions` the logits before squashing (``raw``) and the probabilities (unused
+        tensors of a traced graph are pruned); returns the choice, int32 ``[1]``.
         """
         if ctx.sample:
             choice = tf.random.stateless_categorical(
@@ -301,7 +369,9 @@ class MicroController(Controller):
             choice = ctx.choices[position]
         log_prob = -tf.nn.sparse_softmax_cross_entropy_with_logits(labels=choice, logits=logits)  # [1]
         log_p = tf.nn.log_softmax(tf.stop_gradient(logits))
-        entropy = -tf.reduce_sum(tf.exp(log_p) * log_p)
+        probs = tf.exp(log_p)
+        entropy = -tf.reduce_sum(probs * log_p)
+        ctx.decisions.append((position, raw, probs, counts))
         if counts is not None:
             log_prob, entropy = log_prob * counts, entropy * counts
         ctx.log_probs.append(log_prob)
@@ -339,9 +409,10 @@ class MicroController(Controller):
                 logits = tf.matmul(ctx.v_attn_row, query, transpose_b=True)  # [1, j + 2]
                 if ctx.inv_temperature is not None:
                     logits = logits * ctx.inv_temperature
+                raw = logits
                 if ctx.attn_tanh is not None:
                     logits = ctx.attn_tanh * tf.tanh(logits)
-                index = self._decide(ctx, logits, offset + 4 * j + 2 * i)
+                index = self._decide(ctx, logits, offset + 4 * j + 2 * i, raw)
                 node[2 * i] = index
                 inputs = self._select(ctx, index, values)  # anchors[index], [1, S]
             for i in range(2):  # x_op, y_op
@@ -349,11 +420,12 @@ class MicroController(Controller):
                 logits = tf.matmul(state[1][-1], ctx.w_soft) + ctx.b_soft  # [1, K]
                 if ctx.inv_temperature is not None:
                     logits = logits * ctx.inv_temperature
+                raw = logits
                 if ctx.op_tanh is not None:
                     logits = ctx.op_tanh * tf.tanh(logits)
                 if use_bias:
                     logits = logits + ctx.b_soft_no_learn
-                op = self._decide(ctx, logits, offset + 4 * j + 2 * i + 1)
+                op = self._decide(ctx, logits, offset + 4 * j + 2 * i + 1, raw)
                 node[2 * i + 1] = op
                 ctx.op_probs.append(tf.nn.softmax(logits))
                 inputs = self._select(ctx, op, ctx.w_emb)  # w_emb[op], [1, S]
@@ -376,10 +448,11 @@ class MicroController(Controller):
         logits = tf.matmul(state[1][-1], ctx.w_prec) + ctx.b_prec  # [1, P]
         if ctx.inv_temperature is not None:
             logits = logits * ctx.inv_temperature
+        raw = logits
         if ctx.attn_tanh is not None:  # the ids' C, not the ops' C / op_tanh_reduce: a budget must be reachable
             logits = ctx.attn_tanh * tf.tanh(logits)
         counts = tf.reshape(tf.gather(ctx.weighted, op), [])
-        precision = self._decide(ctx, logits, 8 * self.num_nodes + slot, counts)
+        precision = self._decide(ctx, logits, 8 * self.num_nodes + slot, raw, counts)
         ctx.precisions[slot] = precision
         return self._select(ctx, precision, ctx.w_prec_emb), state
 
@@ -388,4 +461,4 @@ class _Context(types.SimpleNamespace):
     """Per-trace tensors (variable reads, constants) and the accumulated decision terms."""
 
 
-__all__ = ["MicroController"]
+__all__ = ["Decision", "MicroController"]

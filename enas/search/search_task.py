@@ -47,6 +47,7 @@ from enas.run.atomic import atomic_write
 from enas.search.ranking import rank_architectures
 from enas.search.search_cost import PARETO_FILE, PARETO_PLOT, SearchCost
 from enas.space.arc import Arc
+from enas.space.search_space import SearchSpace
 
 ARCS_FILE = "arcs.jsonl"
 BEST_FILE = "best_arc.txt"  # the arc string alone: -fixed_arc "$(cat best_arc.txt)"
@@ -183,7 +184,10 @@ class Search(run_loop.Task):
             f"Controller: {config.controller.type}; cells of {c.num_nodes} nodes; "
             f"{c.num_layers} layers + 2 reductions; {c.out_filters} filters",
             f"Precision: {c.policy.describe()}",
-        ] + ([] if self.costing is None else [self.costing.describe()]) + [
+        ] + ([] if c.num_layers + 2 > len(c.reduction_layers) else [
+            "Note: every layer is a reduction cell (no normal layers): the normal cell's decisions do not "
+            "change this network"
+        ]) + ([] if self.costing is None else [self.costing.describe()]) + [
             f"Shared parameters: {self.model.count_params_used()}",
         ] + run_loop.training_options(config)
 
@@ -322,6 +326,30 @@ def restore_shared_child(output_dir):
     if run_dir.Checkpoints(output_dir, child=model).restore_latest(partial=True) is None:
         raise ConfigError(f"{output_dir!r} has no checkpoint of its search")
     return config, trainer, data
+
+
+def restore_controller(output_dir):
+    """The controller of the search run in ``output_dir`` with the weights of its latest
+    checkpoint: ``(config, controller)`` (no data, no child). A random controller is returned as
+    it is: it has nothing to restore."""
+    try:
+        with open(os.path.join(output_dir, run_dir.CONFIG_FILE)) as f:
+            record = json.load(f)
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"{output_dir!r} is not a search run folder (its {run_dir.CONFIG_FILE} cannot be read: "
+                          f"{e.__class__.__name__}); pass the --output_dir of a search") from None
+    if "config" not in record:
+        raise ConfigError(f"{output_dir!r} records no whole configuration; rerun its search first")
+    config = RunConfig.from_json(record["config"])
+    if config.mode != "search":
+        raise ConfigError(f"{output_dir!r} holds a {config.mode} run, not a search")
+    child = config.child
+    space = SearchSpace(child.num_nodes,  # as the child builds it (enas.child.micro_child)
+                        precisions=tuple(child.policy.with_options(p).short_name() for p in child.search_precisions))
+    controller = make_controller(config, space)
+    if controller.learns and run_dir.Checkpoints(output_dir, controller=controller).restore_latest(partial=True) is None:
+        raise ConfigError(f"{output_dir!r} has no checkpoint of its search")
+    return config, controller
 
 
 def sample_and_report(controller, accuracy_fn, count, epoch, log, costing=None):

@@ -9,7 +9,9 @@ and training seeds): a group of ``n`` searches gives ``n`` numbers, and two grou
   distribution with the Welch-Satterthwaite degrees of freedom, from the regularised incomplete
   beta function: no SciPy);
 * :func:`kendall_tau_interval`: Kendall's tau between two rankings with a bootstrap interval
-  over the ranked items.
+  over the ranked items;
+* :func:`pooled_std`: the noise of one architecture's accuracy over its training seeds, pooled
+  over the architectures (what a difference between groups must exceed to mean anything).
 
 numpy only; every random draw comes from the ``seed`` given, so a report is reproducible.
 """
@@ -90,6 +92,20 @@ def _beta_fraction(x, a, b, iterations=300, eps=1e-15):
         if abs(c * d - 1.0) < eps:
             break
     return result
+
+
+def pooled_std(samples):
+    """``sqrt(sum_i (n_i - 1) s_i^2 / sum_i (n_i - 1))``: the pooled standard deviation of several
+    samples (e.g. each architecture's accuracies over its training seeds), ``s_i^2`` the sample
+    variance of sample ``i``. Samples of fewer than two values carry no variance and are left
+    out; ``nan`` when none is left."""
+    squares, dof = 0.0, 0
+    for sample in samples:
+        values = np.asarray(sample, np.float64)
+        if values.size >= 2:
+            squares += float(((values - values.mean()) ** 2).sum())
+            dof += values.size - 1
+    return math.sqrt(squares / dof) if dof else math.nan
 
 
 def kendall_tau_interval(xs, ys, resamples=2_000, confidence=CONFIDENCE, seed=0):

@@ -27,9 +27,11 @@ with it): its value is the mean stand-alone accuracy of its picks over the train
 report gives per group the mean and standard deviation over searches and training seeds, the
 difference ENAS minus each other group with a 95% bootstrap interval and Welch's t-test
 (:mod:`enas.search.statistics`), Kendall's tau between shared-weight and stand-alone accuracy
-with its bootstrap interval, and per search the controller's entropy at its first and last update
-(from the search's ``controller.jsonl``) and the mean whole-validation accuracy of its final
-pick's samples.
+with its bootstrap interval, the training-seed noise the differences must beat (the pooled std of
+an architecture's test accuracy over its training seeds), per search the controller's entropy at
+its first and last update (from the search's ``controller.jsonl``) and the mean whole-validation
+accuracy of its final pick's samples, and the phases' wall time (each ``result.json`` records
+its phase's ``seconds``).
 
 The study prints one line per phase and run (flushed: ``>> study.txt`` works); each phase's own
 log goes only to its folder's ``stdout`` file. Settings are checked (:func:`from_settings`)
@@ -43,6 +45,7 @@ import json
 import math
 import os
 import statistics as stats
+import time
 
 import numpy as np
 
@@ -143,6 +146,7 @@ class Study:
         self.study, self.search = study, search
         self.folder = search.output.output_dir
         self.say = echo  # None: stdout and <output_dir>/stdout, once the folder is prepared
+        self.phase_seconds = []  # each phase's wall time as recorded (None: recorded before it was)
 
     # --- folders -------------------------------------------------------------------------------
     def path(self, *parts):
@@ -183,9 +187,14 @@ class Study:
         if os.path.exists(path):
             self.say(f"{title}: done, skipped")
             with open(path) as f:
-                return json.load(f)
+                result = json.load(f)
+            self.phase_seconds.append(result.get("seconds"))
+            return result
         self.say(f"{title}: running" + (f", its log in {os.path.join(folder, 'stdout')}" if has_log else ""))
+        start = time.monotonic()
         result, summary = work()
+        result = {**result, "seconds": round(time.monotonic() - start, 1)}
+        self.phase_seconds.append(result["seconds"])
         os.makedirs(folder, exist_ok=True)
         atomic_write(path, json.dumps(result, indent=2) + "\n")
         self.say(f"{title}: {summary}")
@@ -330,6 +339,7 @@ class Study:
             from enas.run.run_dir import RunLog
 
             self.say = RunLog(self.folder)
+        self.phase_seconds = []
         searches = {}
         for seed in self.study.search_seeds:
             for kind, group in (("micro", "enas"), ("random", "random_search")):
@@ -344,7 +354,7 @@ class Study:
                                          for seed in groups["enas"]})
         results = self.train(groups)
         self.say("Phase 6/6: report")
-        report = build_report(results, shared, own, searches, self.study, self.search)
+        report = build_report(results, shared, own, searches, self.study, self.search, self.phase_seconds)
         write_report(self.folder, report)
         for name in REPORT_FILES:
             self.say(f"  {self.path(name)}")
@@ -380,11 +390,12 @@ def _nan_to_none(value):
     return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
 
 
-def build_report(results, shared, own, searches, study, search):
+def build_report(results, shared, own, searches, study, search, phase_seconds=()):
     """The report dict from the recorded numbers: ``results`` (one per trained run), ``shared``
     (search seed -> arc -> accuracy with that seed's ENAS search's weights), ``own`` ((group,
-    search seed, arc) -> accuracy in its own search's final pick) and ``searches`` ((group, search
-    seed) -> the search phase's result)."""
+    search seed, arc) -> accuracy in its own search's final pick), ``searches`` ((group, search
+    seed) -> the search phase's result) and ``phase_seconds`` (each phase's recorded wall time,
+    None where the phase ran before times were recorded)."""
     archs = []
     for group in GROUPS:
         keys = []
@@ -422,6 +433,7 @@ def build_report(results, shared, own, searches, study, search):
             "valid_mean": valid_mean, "valid_std": valid_std,
             "search_means": per_search, "search_std": _mean_std(per_search)[1],
             **{key: _mean_std([a[key] for a in rows])[0] for key in ("shared_val_acc", "params", "memory_kib", "ops")},
+            "seed_std": _nan_to_none(statistics.pooled_std([[t for t in a["test"] if t is not None] for a in rows])),
         }
     comparisons = {}
     for baseline in BASELINES:
@@ -450,7 +462,11 @@ def build_report(results, shared, own, searches, study, search):
             "search_epochs": search.training.num_epochs, "final_pick_samples": search.controller.final_pick_samples,
             "target_memory_kib": search.cost.target_memory_kib if search.cost is not None else 0.0,
             "architectures": archs, "groups": groups, "comparisons": comparisons, "kendall_tau": tau,
-            "searches": search_rows}
+            # The noise a difference must beat: an architecture's test accuracy over its training seeds.
+            "training_seed_std": _nan_to_none(statistics.pooled_std([[t for t in a["test"] if t is not None] for a in archs])),
+            "searches": search_rows,
+            "wall_seconds": sum(t for t in phase_seconds if t is not None),
+            "phases": len(phase_seconds), "phases_timed": sum(t is not None for t in phase_seconds)}
 
 
 def _pm(mean, std):
@@ -492,6 +508,12 @@ def report_markdown(report):
         lines.append(f"| {GROUP_TITLES[baseline]} | {_num(c['difference'], '{:+.4f}')} | "
                      f"[{_num(c['ci_low'], '{:+.4f}')}, {_num(c['ci_high'], '{:+.4f}')}] | {_num(c['t'], '{:.2f}')} | "
                      f"{_num(c['p'], '{:.3f}')} |")
+    noise = report.get("training_seed_std")
+    if noise is not None:
+        ratios = ", ".join(f"{GROUP_TITLES[b]} {abs(c['difference']) / noise:.1f}x" for b, c in report["comparisons"].items()
+                           if c["difference"] is not None and noise > 0)
+        lines += ["", f"Training-seed noise: the pooled std of an architecture's test accuracy over its training seeds is "
+                  f"{noise:.4f}" + (f"; the differences ENAS minus each group, in units of it: {ratios}." if ratios else ".")]
     tau = report["kendall_tau"]
     lines += ["", f"Kendall's tau, shared-weight vs stand-alone accuracy over {tau['architectures']} architectures: "
               f"valid {_num(tau['valid'], '{:.3f}')} [{_num(tau['valid_ci'][0], '{:.3f}')}, "
@@ -511,6 +533,10 @@ def report_markdown(report):
         lines.append(f"| {a['group']} | {a['search_seed']} | {a['index']} | `{a['arc']}` | {_num(a['shared_val_acc'])}{own} | "
                      f"{_pm(a['valid_mean'], a['valid_std'])} | {_pm(a['test_mean'], a['test_std'])} | "
                      f"{a['params']:,} | {a['memory_kib']:.2f} | {a['ops']:,.0f} |")
+    if report.get("phases"):
+        lines += ["", f"Wall time of the phases: {report['wall_seconds'] / 3600:.2f} h"
+                  + ("" if report["phases_timed"] == report["phases"] else
+                     f" ({report['phases_timed']} of the {report['phases']} phases recorded theirs)") + "."]
     return "\n".join(lines) + "\n"
 
 
