@@ -277,3 +277,42 @@ def test_a_memory_target_makes_both_searches_of_a_seed_cost_aware(tmp_path, mnis
     assert [config.output.seed for config in seen] == [2, 2]
     assert seen[0].cost == seen[1].cost and seen[0].cost.target_memory_kib == 14.0
     assert seen[0].cost.cost_constraint == "hard" and seen[0].cost.has_target
+
+
+def test_a_study_reopened_with_another_budget_reuses_its_searches_and_trains_again(study_run, tmp_path, mnist_path,
+                                                                                   capsys, monkeypatch):
+    """Another --train_epochs (and other --study_seeds) on a finished study: phases 1-4 are
+    skipped, every pick is trained at the new budget into train-e<E>/ (the first budget's runs
+    untouched) and the report describes the new budget. Any other change is refused with one line."""
+    import shutil
+
+    import study_arc
+    from enas.cli.command import run_command
+    from enas.search.study import Study, settings_of
+
+    folder = tmp_path / "study"
+    shutil.copytree(study_run[0], folder)
+    first = {p: p.stat().st_mtime_ns for p in (folder / "train").glob("*/result.json")}
+    config = {**TINY_STUDY, "data_path": mnist_path, "output_dir": str(folder), "train_epochs": 2, "study_seeds": "3"}
+    command = [sys.executable, str(REPO / "study_arc.py")] + argv_from(config)[1:]
+    out = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=600,
+                         env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert sum(line.endswith(": done, skipped") for line in lines) == 4 + 3  # searches, draws, shared accuracies
+    assert any(line.startswith("Phase 5/6: training 8/8:") for line in lines)
+    runs = sorted((folder / "train-e2").glob("*/result.json"))
+    assert len(runs) == 4 * 2 and all(json.loads(p.read_text())["seed"] == 3 for p in runs)
+    for path in (folder / "train-e2").glob("*/config.json"):
+        assert json.loads(path.read_text())["config"]["training"]["num_epochs"] == 2
+    assert {p: p.stat().st_mtime_ns for p in (folder / "train").glob("*/result.json")} == first
+    report = json.loads((folder / "study.json").read_text())
+    assert report["study"]["train_epochs"] == 2 and report["study"]["seeds"] == [3]
+    assert all(a["seeds"] == [3] for a in report["architectures"])
+
+    # What the searches depend on may not change: refused before anything runs.
+    monkeypatch.setattr(Study, "run_search", lambda *a: pytest.fail("the study ran"))
+    code = run_command(settings_of(study_arc.CONFIG), argv_from({**config, "study_top_k": 2}, "study_arc.py"),
+                       study_arc.main)
+    err = capsys.readouterr().err
+    assert code == 2 and "holds a study with other settings" in err and err.count("\n") == 1, err

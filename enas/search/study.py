@@ -22,6 +22,11 @@ stopped; a phase whose ``result.json`` exists is never redone):
    (``lr_T_0`` = the phase's epochs);
 6. the report (:func:`build_report`): ``study.json``, ``study.md`` and ``study.png``.
 
+Reopened with another ``train_epochs`` or other ``seeds`` (:data:`RETRAINABLE`), a study reuses
+its searches, draws and shared-weight accuracies and only trains: a budget other than the one it
+began with trains into ``train-e<E>/``, and the report describes the budget of the last run. Any
+other setting differing from ``study_config.json`` is refused.
+
 The unit of comparison is a search (and, for ``random`` and ``size_matched``, the draw that goes
 with it): its value is the mean stand-alone accuracy of its picks over the training seeds. The
 report gives per group the mean and standard deviation over searches and training seeds, the
@@ -147,6 +152,7 @@ class Study:
         self.folder = search.output.output_dir
         self.say = echo  # None: stdout and <output_dir>/stdout, once the folder is prepared
         self.phase_seconds = []  # each phase's wall time as recorded (None: recorded before it was)
+        self.train_folder = "train"  # set by prepare(): train-e<E> for a budget the study did not begin with
 
     # --- folders -------------------------------------------------------------------------------
     def path(self, *parts):
@@ -171,12 +177,18 @@ class Study:
         if os.path.exists(marker):
             with open(marker) as f:
                 previous = json.load(f)
-            if previous != json.loads(json.dumps(record)):
+            if _searched(previous) != _searched(json.loads(json.dumps(record))):
                 lock.release()
                 raise ConfigError(f"{self.folder!r} holds a study with other settings; pass --reset_output_dir "
-                                  "to start over or use another --output_dir")
+                                  "to start over or use another --output_dir (only --train_epochs and --study_seeds "
+                                  "may change: its picks are then trained again)")
+            first_epochs = previous["study"]["train_epochs"]
         else:
             atomic_write(marker, json.dumps(record, indent=2, sort_keys=True) + "\n")
+            first_epochs = self.study.train_epochs
+        # The trainings of the budget the study began with live in train/, those of another in train-e<E>/.
+        epochs = self.study.train_epochs
+        self.train_folder = "train" if epochs == first_epochs else f"train-e{epochs}"
         return lock
 
     def phase(self, title, folder, work, has_log=True):
@@ -312,7 +324,7 @@ class Study:
                 for i, arc in enumerate(groups[group][str(search_seed)]) for seed in self.study.seeds]
         results = []
         for n, (group, search_seed, i, arc, seed) in enumerate(runs, start=1):
-            folder = self.path("train", f"{group}-s{search_seed}-{i}-seed{seed}")
+            folder = self.path(self.train_folder, f"{group}-s{search_seed}-{i}-seed{seed}")
 
             def work(group=group, search_seed=search_seed, i=i, arc=arc, seed=seed, folder=folder):
                 out = train_fixed.run(self.train_config(arc, seed, folder), echo=False)
@@ -359,6 +371,17 @@ class Study:
         for name in REPORT_FILES:
             self.say(f"  {self.path(name)}")
         return report
+
+
+RETRAINABLE = ("seeds", "train_epochs")  # settings a study may change when reopened: they only add trainings
+
+
+def _searched(record):
+    """A study record without :data:`RETRAINABLE` and without the folder's own path (a study may
+    be moved or copied): what its searches, draws and picks depend on."""
+    output = {k: v for k, v in record["search"]["output"].items() if k != "output_dir"}
+    return {"study": {k: v for k, v in record["study"].items() if k not in RETRAINABLE},
+            "search": {**record["search"], "output": output}}
 
 
 def _uniform_entropy(config):
@@ -533,10 +556,12 @@ def report_markdown(report):
         lines.append(f"| {a['group']} | {a['search_seed']} | {a['index']} | `{a['arc']}` | {_num(a['shared_val_acc'])}{own} | "
                      f"{_pm(a['valid_mean'], a['valid_std'])} | {_pm(a['test_mean'], a['test_std'])} | "
                      f"{a['params']:,} | {a['memory_kib']:.2f} | {a['ops']:,.0f} |")
-    if report.get("phases"):
+    if report.get("phases_timed"):
         lines += ["", f"Wall time of the phases: {report['wall_seconds'] / 3600:.2f} h"
                   + ("" if report["phases_timed"] == report["phases"] else
                      f" ({report['phases_timed']} of the {report['phases']} phases recorded theirs)") + "."]
+    elif report.get("phases"):
+        lines += ["", "Wall time of the phases: not recorded (they ran on code that did not record it)."]
     return "\n".join(lines) + "\n"
 
 
