@@ -37,6 +37,8 @@ FLAG_HELP = {
     "study_size_tolerance": "The size-matched group: uniform architectures whose weight memory is within this "
                             "fraction of an ENAS pick's.",
     "train_epochs": "Epochs of each stand-alone training (the same budget for every architecture).",
+    "study_train_batch_size": "Batch of each stand-alone training (0: the training recipe's for the cells' precision, "
+                              "as train_arc_*.py uses, not the search's).",
     "num_epochs": "Epochs of each of the two searches.",
 }
 

@@ -281,9 +281,10 @@ def test_a_memory_target_makes_both_searches_of_a_seed_cost_aware(tmp_path, mnis
 
 def test_a_study_reopened_with_another_budget_reuses_its_searches_and_trains_again(study_run, tmp_path, mnist_path,
                                                                                    capsys, monkeypatch):
-    """Another --train_epochs (and other --study_seeds) on a finished study: phases 1-4 are
-    skipped, every pick is trained at the new budget into train-e<E>/ (the first budget's runs
-    untouched) and the report describes the new budget. Any other change is refused with one line."""
+    """Another --train_epochs and --study_train_batch_size (and other --study_seeds) on a finished
+    study: phases 1-4 are skipped, every pick is trained at the new budget into train-e<E>-b<B>/
+    (the first budget's runs untouched) and the report describes the new budget. Any other change
+    is refused with one line."""
     import shutil
 
     import study_arc
@@ -293,7 +294,8 @@ def test_a_study_reopened_with_another_budget_reuses_its_searches_and_trains_aga
     folder = tmp_path / "study"
     shutil.copytree(study_run[0], folder)
     first = {p: p.stat().st_mtime_ns for p in (folder / "train").glob("*/result.json")}
-    config = {**TINY_STUDY, "data_path": mnist_path, "output_dir": str(folder), "train_epochs": 2, "study_seeds": "3"}
+    config = {**TINY_STUDY, "data_path": mnist_path, "output_dir": str(folder), "train_epochs": 2, "study_seeds": "3",
+              "study_train_batch_size": 16}
     command = [sys.executable, str(REPO / "study_arc.py")] + argv_from(config)[1:]
     out = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=600,
                          env={**os.environ, "PYTHONPATH": str(REPO)})
@@ -301,13 +303,14 @@ def test_a_study_reopened_with_another_budget_reuses_its_searches_and_trains_aga
     lines = out.stdout.splitlines()
     assert sum(line.endswith(": done, skipped") for line in lines) == 4 + 3  # searches, draws, shared accuracies
     assert any(line.startswith("Phase 5/6: training 8/8:") for line in lines)
-    runs = sorted((folder / "train-e2").glob("*/result.json"))
+    runs = sorted((folder / "train-e2-b16").glob("*/result.json"))
     assert len(runs) == 4 * 2 and all(json.loads(p.read_text())["seed"] == 3 for p in runs)
-    for path in (folder / "train-e2").glob("*/config.json"):
-        assert json.loads(path.read_text())["config"]["training"]["num_epochs"] == 2
+    for path in (folder / "train-e2-b16").glob("*/config.json"):
+        training = json.loads(path.read_text())["config"]["training"]
+        assert (training["num_epochs"], training["batch_size"]) == (2, 16)
     assert {p: p.stat().st_mtime_ns for p in (folder / "train").glob("*/result.json")} == first
     report = json.loads((folder / "study.json").read_text())
-    assert report["study"]["train_epochs"] == 2 and report["study"]["seeds"] == [3]
+    assert report["study"]["train_epochs"] == 2 and report["study"]["seeds"] == [3] and report["train_batch_size"] == 16
     assert all(a["seeds"] == [3] for a in report["architectures"])
 
     # What the searches depend on may not change: refused before anything runs.
@@ -316,3 +319,18 @@ def test_a_study_reopened_with_another_budget_reuses_its_searches_and_trains_aga
                        study_arc.main)
     err = capsys.readouterr().err
     assert code == 2 and "holds a study with other settings" in err and err.count("\n") == 1, err
+
+
+def test_stand_alone_trainings_use_the_recipes_batch_not_the_searchs(tmp_path, mnist_path):
+    """The search trains its shared weights on batches of 128 (the MNIST scripts' pin); the picks
+    are trained as train_arc_*.py would, on the recipe's batch (ternary: 32), unless
+    --study_train_batch_size says otherwise."""
+    from enas.search.study import Study, from_settings
+
+    arc = "0 1 0 1 1 1 0 1 1 1 0 1 1 1 1 1 1 1 0 1 1 1 1 1"
+    for flags, batch in (({}, 32), ({"study_train_batch_size": 64}, 64)):
+        study = Study(*from_settings(study_settings(mnist_path, tmp_path / "study", batch_size=128, child_num_cells=3,
+                                                    **flags)))
+        assert study.search.training.batch_size == 128
+        config = study.train_config(arc, 1, str(tmp_path / "run"))
+        assert config.training.batch_size == batch and config.training.num_epochs == TINY_STUDY["train_epochs"]

@@ -17,15 +17,17 @@ stopped; a phase whose ``result.json`` exists is never redone):
 4. ``shared_eval/``: every picked architecture's accuracy on the whole validation split with the
    shared weights of the ENAS search of its seed (the ranking Kendall's tau is computed on);
 5. ``train/<group>-s<k>-<i>-seed<s>/``: each architecture trained from scratch with the same
-   budget (``train_epochs``, the search's child and optimiser settings) for every seed of
-   ``seeds``; every phase anneals its learning rate in one cosine period over its own epochs
-   (``lr_T_0`` = the phase's epochs);
+   budget (``train_epochs``; the search's child, and the training recipe of its precision as
+   ``train_arc_*.py`` would apply it: on the recipe's batch, not the search's, unless
+   ``train_batch_size`` says otherwise) for every seed of ``seeds``; every phase anneals its
+   learning rate in one cosine period over its own epochs (``lr_T_0`` = the phase's epochs);
 6. the report (:func:`build_report`): ``study.json``, ``study.md`` and ``study.png``.
 
-Reopened with another ``train_epochs`` or other ``seeds`` (:data:`RETRAINABLE`), a study reuses
-its searches, draws and shared-weight accuracies and only trains: a budget other than the one it
-began with trains into ``train-e<E>/``, and the report describes the budget of the last run. Any
-other setting differing from ``study_config.json`` is refused.
+Reopened with another ``train_epochs``, ``train_batch_size`` or other ``seeds``
+(:data:`RETRAINABLE`), a study reuses its searches, draws and shared-weight accuracies and only
+trains: a budget (epochs, batch) other than the one it began with trains into
+``train-e<E>-b<B>/``, and the report describes the budget of the last run. Any other setting
+differing from ``study_config.json`` is refused.
 
 The unit of comparison is a search (and, for ``random`` and ``size_matched``, the draw that goes
 with it): its value is the mean stand-alone accuracy of its picks over the training seeds. The
@@ -87,6 +89,7 @@ class StudyConfig:
     search_seeds: tuple = (1, 2, 3)  # each search (ENAS and random controller) runs once per seed
     top_k: int = 1  # architectures picked per search (k): the best k of its final pick
     train_epochs: int = 10  # the fixed-training budget of every picked architecture
+    train_batch_size: int = 0  # its batch (0: the recipe's for the cells' precision, as train_arc_*.py)
     size_tolerance: float = 0.05  # a size-matched architecture's memory is within this fraction of its pick's
 
     def __post_init__(self):
@@ -98,6 +101,9 @@ class StudyConfig:
             if getattr(self, name) < 1:
                 flag = "study_top_k" if name == "top_k" else name
                 raise ConfigError(f"--{flag} must be >= 1, got {getattr(self, name)}")
+        if isinstance(self.train_batch_size, bool) or not isinstance(self.train_batch_size, int) \
+                or self.train_batch_size < 0:
+            raise ConfigError(f"--study_train_batch_size must be >= 0 (0: the recipe's), got {self.train_batch_size!r}")
         if not 0 < self.size_tolerance < 1:
             raise ConfigError(f"--study_size_tolerance must be between 0 and 1, got {self.size_tolerance}")
 
@@ -105,6 +111,7 @@ class StudyConfig:
 STUDY_FLAGS = {"dataset": "mnist", "study_seeds": ",".join(str(s) for s in StudyConfig.seeds),
                "study_search_seeds": ",".join(str(s) for s in StudyConfig.search_seeds),
                "study_top_k": StudyConfig.top_k, "train_epochs": StudyConfig.train_epochs,
+               "study_train_batch_size": StudyConfig.train_batch_size,
                "study_size_tolerance": StudyConfig.size_tolerance}
 
 
@@ -121,6 +128,7 @@ def from_settings(s):
     study = StudyConfig(seeds=_seed_list(s["study_seeds"], "study_seeds"),
                         search_seeds=_seed_list(s["study_search_seeds"], "study_search_seeds"),
                         top_k=s["study_top_k"], train_epochs=s["train_epochs"],
+                        train_batch_size=s["study_train_batch_size"],
                         size_tolerance=float(s["study_size_tolerance"]))
     dataset = s["dataset"]
     if dataset == "auto":  # what --data_path holds: an image folder, an .npz, MNIST or CIFAR-10
@@ -180,16 +188,30 @@ class Study:
             if _searched(previous) != _searched(json.loads(json.dumps(record))):
                 lock.release()
                 raise ConfigError(f"{self.folder!r} holds a study with other settings; pass --reset_output_dir "
-                                  "to start over or use another --output_dir (only --train_epochs and --study_seeds "
-                                  "may change: its picks are then trained again)")
-            first_epochs = previous["study"]["train_epochs"]
+                                  "to start over or use another --output_dir (only --train_epochs, "
+                                  "--study_train_batch_size and --study_seeds may change: its picks are then "
+                                  "trained again)")
+            first = previous["study"]
+            # A study begun before train_batch_size existed trained on the search's batch.
+            first_batch = first.get("train_batch_size", self.search.training.batch_size) or self.recipe_batch()
+            first_budget = (first["train_epochs"], first_batch)
         else:
             atomic_write(marker, json.dumps(record, indent=2, sort_keys=True) + "\n")
-            first_epochs = self.study.train_epochs
-        # The trainings of the budget the study began with live in train/, those of another in train-e<E>/.
-        epochs = self.study.train_epochs
-        self.train_folder = "train" if epochs == first_epochs else f"train-e{epochs}"
+            first_budget = self.budget()
+        # The trainings of the budget the study began with live in train/, those of another in train-e<E>-b<B>/.
+        epochs, batch = self.budget()
+        self.train_folder = "train" if (epochs, batch) == first_budget else f"train-e{epochs}-b{batch}"
         return lock
+
+    def recipe_batch(self):
+        """The training batch of the recipe of the search child's precision (what ``train_arc_*.py`` uses)."""
+        from enas.config import recipes
+
+        return recipes.recipe_for(self.search.training.recipe, self.search.child.policy.default.kind).batch_size
+
+    def budget(self):
+        """``(epochs, batch)`` of every stand-alone training."""
+        return self.study.train_epochs, self.study.train_batch_size or self.recipe_batch()
 
     def phase(self, title, folder, work, has_log=True):
         """Run ``work()`` (returning the phase's result, a JSON-able dict, and a summary line)
@@ -308,7 +330,7 @@ class Study:
             mode="train", dataset=s.dataset, data=s.data, child=dataclasses.replace(s.child, search_precisions=()),
             fixed_arc=arc,
             training=dataclasses.replace(s.training, num_epochs=self.study.train_epochs, xla=False,
-                                         lr_T_0=self.study.train_epochs),
+                                         lr_T_0=self.study.train_epochs, batch_size=self.budget()[1]),
             output=dataclasses.replace(s.output, output_dir=folder, seed=seed, reset_output_dir=False,
                                        micro_memory=False),
             distribute=s.distribute,
@@ -366,14 +388,15 @@ class Study:
                                          for seed in groups["enas"]})
         results = self.train(groups)
         self.say("Phase 6/6: report")
-        report = build_report(results, shared, own, searches, self.study, self.search, self.phase_seconds)
+        report = build_report(results, shared, own, searches, self.study, self.search, self.phase_seconds,
+                              train_batch_size=self.budget()[1])
         write_report(self.folder, report)
         for name in REPORT_FILES:
             self.say(f"  {self.path(name)}")
         return report
 
 
-RETRAINABLE = ("seeds", "train_epochs")  # settings a study may change when reopened: they only add trainings
+RETRAINABLE = ("seeds", "train_epochs", "train_batch_size")  # a reopened study may change these: they only add trainings
 
 
 def _searched(record):
@@ -413,12 +436,12 @@ def _nan_to_none(value):
     return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
 
 
-def build_report(results, shared, own, searches, study, search, phase_seconds=()):
+def build_report(results, shared, own, searches, study, search, phase_seconds=(), train_batch_size=None):
     """The report dict from the recorded numbers: ``results`` (one per trained run), ``shared``
     (search seed -> arc -> accuracy with that seed's ENAS search's weights), ``own`` ((group,
     search seed, arc) -> accuracy in its own search's final pick), ``searches`` ((group, search
     seed) -> the search phase's result) and ``phase_seconds`` (each phase's recorded wall time,
-    None where the phase ran before times were recorded)."""
+    None where the phase ran before times were recorded); ``train_batch_size``: the trainings' batch."""
     archs = []
     for group in GROUPS:
         keys = []
@@ -483,6 +506,7 @@ def build_report(results, shared, own, searches, study, search, phase_seconds=()
                             "entropy": entropy, "controller_steps": result.get("controller_steps") or []})
     return {"dataset": search.dataset, "study": dataclasses.asdict(study),
             "search_epochs": search.training.num_epochs, "final_pick_samples": search.controller.final_pick_samples,
+            "train_batch_size": train_batch_size,
             "target_memory_kib": search.cost.target_memory_kib if search.cost is not None else 0.0,
             "architectures": archs, "groups": groups, "comparisons": comparisons, "kendall_tau": tau,
             # The noise a difference must beat: an architecture's test accuracy over its training seeds.
@@ -512,7 +536,9 @@ def report_markdown(report):
         + (f", memory target {target:g} KiB" if target else "") + "; final pick "
         f"of {report['final_pick_samples']} sampled architectures ranked on the whole validation split; top "
         f"{s['top_k']} per search; every architecture trained from scratch for {s['train_epochs']} "
-        f"epoch{'' if s['train_epochs'] == 1 else 's'} with seeds {', '.join(str(x) for x in s['seeds'])}. "
+        f"epoch{'' if s['train_epochs'] == 1 else 's'}"
+        + (f" on batches of {report['train_batch_size']}" if report.get("train_batch_size") else "")
+        + f" with seeds {', '.join(str(x) for x in s['seeds'])}. "
         f"Size-matched: uniform architectures within {s['size_tolerance']:.0%} of an ENAS pick's weight memory. "
         "Shared-weight accuracy: whole validation split with the weights of the ENAS search of the same seed "
         "(own search's final pick in brackets).",
