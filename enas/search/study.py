@@ -56,6 +56,7 @@ import time
 
 import numpy as np
 
+from enas.config import recipes
 from enas.config.run_config import RunConfig, dataset_short_name, default_settings
 from enas.errors import ConfigError
 from enas.run.atomic import atomic_write
@@ -160,7 +161,7 @@ class Study:
         self.folder = search.output.output_dir
         self.say = echo  # None: stdout and <output_dir>/stdout, once the folder is prepared
         self.phase_seconds = []  # each phase's wall time as recorded (None: recorded before it was)
-        self.train_folder = "train"  # set by prepare(): train-e<E> for a budget the study did not begin with
+        self.train_folder = "train"  # set by prepare(): train-e<E>-b<B> for a budget the study did not begin with
 
     # --- folders -------------------------------------------------------------------------------
     def path(self, *parts):
@@ -205,8 +206,6 @@ class Study:
 
     def recipe_batch(self):
         """The training batch of the recipe of the search child's precision (what ``train_arc_*.py`` uses)."""
-        from enas.config import recipes
-
         return recipes.recipe_for(self.search.training.recipe, self.search.child.policy.default.kind).batch_size
 
     def budget(self):
