@@ -334,3 +334,32 @@ def test_stand_alone_trainings_use_the_recipes_batch_not_the_searchs(tmp_path, m
         assert study.search.training.batch_size == 128
         config = study.train_config(arc, 1, str(tmp_path / "run"))
         assert config.training.batch_size == batch and config.training.num_epochs == TINY_STUDY["train_epochs"]
+
+
+def test_a_bad_training_batch_is_one_line(tmp_path, mnist_path, capsys):
+    """A negative --study_train_batch_size: one line on stderr, exit status 2, no folder made."""
+    import study_arc
+    from enas.cli.command import run_command
+    from enas.search.study import settings_of
+
+    config = {**TINY_STUDY, "data_path": mnist_path, "output_dir": str(tmp_path / "study"),
+              "study_train_batch_size": -4}
+    code = run_command(settings_of(study_arc.CONFIG), argv_from(config, "study_arc.py"), study_arc.main)
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: --study_train_batch_size must be >= 0") and err.count("\n") == 1, err
+    assert not (tmp_path / "study").exists()
+
+
+def test_a_report_of_phases_without_times_says_so():
+    """Phases recorded before they timed themselves: the report says the wall time is unknown
+    instead of summing nothing to 0 h; partly timed phases are counted."""
+    from enas.search.study import report_markdown
+
+    base = {"dataset": "mnist", "search_epochs": 1, "final_pick_samples": 4, "groups": {}, "comparisons": {},
+            "kendall_tau": {"architectures": 0, "valid": None, "valid_ci": [None, None], "test": None,
+                            "test_ci": [None, None]}, "searches": [], "architectures": [],
+            "study": {"search_seeds": [1], "seeds": [1], "top_k": 1, "train_epochs": 1, "size_tolerance": 0.05}}
+    none = report_markdown({**base, "wall_seconds": 0, "phases": 5, "phases_timed": 0})
+    assert "Wall time of the phases: not recorded" in none and "0.00 h" not in none
+    some = report_markdown({**base, "wall_seconds": 5400, "phases": 5, "phases_timed": 2})
+    assert "Wall time of the phases: 1.50 h (2 of the 5 phases recorded theirs)." in some
