@@ -193,6 +193,24 @@ def test_train_step_traced_once(trained):
     assert trainer.trace_count == 1
 
 
+def test_grad_bound_clips_the_averaged_gradient_before_adam():
+    """``grad_bound``: the same samples and rewards give the same reported (unclipped) gradient
+    norm, but the clipped update is scaled down. Adam divides by the gradient's root mean square
+    plus epsilon (1e-3), so a gradient clipped far below epsilon barely moves the weights."""
+    moved, norms = {}, {}
+    for bound in (None, 1e-7):
+        controller = MicroController(num_nodes=3, seed=5)
+        trainer = ReinforceTrainer(controller, op_reward, learning_rate=0.03, num_aggregate=4, grad_bound=bound)
+        before = [v.numpy().copy() for v in controller.trainable_variables]
+        out = trainer.train_step()
+        norms[bound] = float(out["grad_norm"])
+        moved[bound] = max(float(np.abs(v.numpy() - b).max()) for v, b in zip(controller.trainable_variables, before))
+    assert norms[None] == pytest.approx(norms[1e-7], rel=1e-5) and norms[None] > 1e-3
+    assert moved[None] > 0.01 and moved[1e-7] < 1e-5, moved
+    with pytest.raises(ConfigError):
+        ReinforceTrainer(MicroController(num_nodes=3), op_reward, grad_bound=-1.0)
+
+
 def test_same_seed_same_arcs_and_checkpoint_continues_sequence(tmp_path):
     a, b = MicroController(num_nodes=3, seed=7), MicroController(num_nodes=3, seed=7)
     arcs_a = [a.sample().arc.numpy() for _ in range(4)]

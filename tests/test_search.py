@@ -90,6 +90,8 @@ def test_search_prints_original_format_and_records_arcs(search_config, uninterru
     out_dir = Path(search_config["output_dir"])
     records = [json.loads(line) for line in (out_dir / "arcs.jsonl").read_text().splitlines()]
     assert len(records) == 6 and {r["epoch"] for r in records} == {1, 2}
+    updates = [json.loads(line) for line in (out_dir / "controller.jsonl").read_text().splitlines()]
+    assert [u["step"] for u in updates] == [1, 2, 3, 4, 5] and all(u["grad_norm"] > 0 for u in updates)
     (best_arc,) = (out_dir / "best_arc.txt").read_text().splitlines()  # pasteable as is
     best = json.loads((out_dir / "best_arc.json").read_text())
     # The final pick: sampled architectures ranked on the whole validation split (200 images).
@@ -179,6 +181,10 @@ def test_negative_warmup_is_one_line(search_config, capsys, tmp_path):
     code, out, err = search({**search_config, "controller_warmup_epochs": -1,
                              "output_dir": str(tmp_path / "bad")}, capsys)
     assert code == 2 and err.strip() == "error: --controller_warmup_epochs must be >= 0, got -1"
+    code, out, err = search({**search_config, "controller_grad_bound": -0.5,
+                             "output_dir": str(tmp_path / "bad")}, capsys)
+    assert code == 2 and err.strip() == "error: --controller_grad_bound must be >= 0, got -0.5"
+    assert not (tmp_path / "bad").exists()
 
 
 def test_reward_over_k_minibatches_is_the_mean_of_the_k_single_rewards():

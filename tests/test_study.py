@@ -3,6 +3,7 @@ structure, its numbers (per-search units, differences, intervals, p-values, tau)
 the recorded runs, the size-matched group within its tolerance, and a study killed after its
 searches resuming without redoing them."""
 
+import dataclasses
 import json
 import math
 import os
@@ -319,6 +320,24 @@ def test_a_study_reopened_with_another_budget_reuses_its_searches_and_trains_aga
                        study_arc.main)
     err = capsys.readouterr().err
     assert code == 2 and "holds a study with other settings" in err and err.count("\n") == 1, err
+
+
+def test_a_study_recorded_before_a_setting_existed_reopens(tmp_path, mnist_path):
+    """A study recorded before a search setting was added (here --controller_grad_bound) compares
+    equal to today's at that setting's default, and unequal at another value."""
+    from enas.search.study import RETRAINABLE, Study, _searched, from_settings
+
+    def record(**flags):
+        study = Study(*from_settings(study_settings(mnist_path, tmp_path / "study", **flags)))
+        return json.loads(json.dumps({"study": dataclasses.asdict(study.study), "search": study.search.to_json()}))
+
+    old = record()
+    del old["search"]["controller"]["grad_bound"]
+    del old["search"]["output"]["reset_output_dir"]
+    assert _searched(old) == _searched(record())
+    assert _searched(old) != _searched(record(controller_grad_bound=0.05))
+    assert _searched(old) == _searched(record(**{"train_epochs": 7, "study_seeds": "5"}))
+    assert {"seeds", "train_epochs", "train_batch_size"} == set(RETRAINABLE)
 
 
 def test_stand_alone_trainings_use_the_recipes_batch_not_the_searchs(tmp_path, mnist_path):

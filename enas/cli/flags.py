@@ -116,6 +116,7 @@ FLAG_HELP = {
     "controller_temperature": "Logit temperature (0: none).",
     "controller_entropy_weight": "Entropy bonus weight in the reward.",
     "controller_bl_dec": "Decay of the moving-average reward baseline.",
+    "controller_grad_bound": "Clip the controller's gradient to this global norm before Adam (0: no clipping).",
     "controller_train_steps": "Controller updates per epoch.",
     "controller_warmup_epochs": "Epochs of shared-weight training (architectures from the untrained controller) "
                                 "before the controller's first update.",

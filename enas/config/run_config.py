@@ -189,6 +189,9 @@ class ControllerConfig:
     temperature: float = 0.0  # 0: none
     entropy_weight: float = 1e-4
     bl_dec: float = 0.99
+    # Clip the averaged REINFORCE gradient to this global norm before Adam (0: none, as the original).
+    # The MNIST study's two entropy jumps each followed one gradient 12-46x the median (docs/search.md).
+    grad_bound: float = 0.0
     train_steps: int = 50  # controller updates per epoch (the original: 30)
     warmup_epochs: int = 2  # epochs of shared-weight training before the controller's first update (the original: 0)
     num_aggregate: int = 10  # architectures per update
@@ -202,7 +205,7 @@ class ControllerConfig:
         if self.type not in CONTROLLER_TYPES:
             raise ConfigError(f"unknown --controller_type {self.type!r}: use one of {', '.join(CONTROLLER_TYPES)}")
         _positive(self, "train_steps", "num_aggregate", "reward_batch_size", "reward_batches")
-        for name in ("num_sampled_arcs", "final_pick_samples", "warmup_epochs"):
+        for name in ("num_sampled_arcs", "final_pick_samples", "warmup_epochs", "grad_bound"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"--{_FLAG_OF[(ControllerConfig, name)]} must be >= 0, got {getattr(self, name)}")
         _positive(self, "final_pick_top")

@@ -53,7 +53,7 @@ ARCS_FILE = "arcs.jsonl"
 BEST_FILE = "best_arc.txt"  # the arc string alone: -fixed_arc "$(cat best_arc.txt)"
 BEST_RECORD = "best_arc.json"
 FINAL_PICK = "final_pick.json"
-CONTROLLER_FILE = "controller.jsonl"  # one line per controller update: its entropy, reward, accuracy
+CONTROLLER_FILE = "controller.jsonl"  # one line per controller update: its entropy, reward, accuracy, gradient norm
 
 
 def make_controller(config, space):
@@ -164,7 +164,7 @@ class Search(run_loop.Task):
         if self.controller.learns:
             self.ctrl_trainer = ReinforceTrainer(
                 self.controller, reward_fn, learning_rate=c.lr, entropy_weight=c.entropy_weight,
-                baseline_decay=c.bl_dec, num_aggregate=c.num_aggregate,
+                baseline_decay=c.bl_dec, num_aggregate=c.num_aggregate, grad_bound=c.grad_bound or None,
             )
             self.controller_step = WithoutGrappler(self.ctrl_trainer.train_step)
         self.accuracy_fn = WithoutGrappler(tf.function(accuracy_fn))  # for the arcs reported each epoch
@@ -208,7 +208,7 @@ class Search(run_loop.Task):
                 out = self.controller_step()
                 ctrl_step = int(self.ctrl_trainer.step.numpy())
                 updates.append({"epoch": epoch + 1, "step": ctrl_step,
-                                **{k: float(out[k]) for k in ("entropy", "reward", "accuracy", "baseline")}})
+                                **{k: float(out[k]) for k in ("entropy", "reward", "accuracy", "baseline", "grad_norm")}})
                 loop.summaries.scalars(ctrl_step, {
                     f"controller/{k}": float(out[k])
                     for k in ("loss", "entropy", "reward", "accuracy", "baseline", "grad_norm")

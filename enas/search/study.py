@@ -400,10 +400,12 @@ RETRAINABLE = ("seeds", "train_epochs", "train_batch_size")  # a reopened study 
 
 def _searched(record):
     """A study record without :data:`RETRAINABLE` and without the folder's own path (a study may
-    be moved or copied): what its searches, draws and picks depend on."""
-    output = {k: v for k, v in record["search"]["output"].items() if k != "output_dir"}
-    return {"study": {k: v for k, v in record["study"].items() if k not in RETRAINABLE},
-            "search": {**record["search"], "output": output}}
+    be moved or copied): what its searches, draws and picks depend on. The search's settings are
+    read back through :class:`RunConfig`, so that a setting added since the study was recorded
+    counts at its default (which keeps the earlier behaviour)."""
+    search = RunConfig.from_json(record["search"]).to_json()
+    search["output"] = {k: v for k, v in search["output"].items() if k not in ("output_dir", "reset_output_dir")}
+    return {"study": {k: v for k, v in record["study"].items() if k not in RETRAINABLE}, "search": search}
 
 
 def _uniform_entropy(config):
