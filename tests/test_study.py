@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from enas.search.ranking import kendall_tau
-from enas.search.study import GROUPS
+from enas.search.study import GROUP_TITLES, GROUPS
 from tests.conftest import REPO, argv_from
 
 TINY_STUDY = dict(
@@ -127,6 +127,8 @@ def test_study_report_is_computed_from_the_recorded_runs(study_run):
     for group, numbers in report["groups"].items():
         mine = [a["test"] for a in archs if a["group"] == group]
         assert numbers["seed_std"] == pytest.approx(statistics.pooled_std(mine))
+        row = next(line for line in markdown.splitlines() if line.startswith(f"| {GROUP_TITLES[group]} |"))
+        assert row.split(" | ")[3] == f"{numbers['seed_std']:.4f}", row
     assert f"pooled std of an architecture's test accuracy over its training seeds is " \
            f"{report['training_seed_std']:.4f}" in markdown
     # Every phase recorded its wall time (the searches in the killed first run): 4 searches, the

@@ -544,12 +544,13 @@ def report_markdown(report):
         "Shared-weight accuracy: whole validation split with the weights of the ENAS search of the same seed "
         "(own search's final pick in brackets).",
         "",
-        "| group | test acc (mean ± std over searches x seeds) | std of the search means | valid acc | "
-        "memory KiB | params | shared-weight val acc |",
-        "|---|---|---|---|---|---|---|",
+        "| group | test acc (mean ± std over searches x seeds) | std of the search means | training-seed std | "
+        "valid acc | memory KiB | params | shared-weight val acc |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for group, g in report["groups"].items():
         lines.append(f"| {GROUP_TITLES[group]} | {_pm(g['test_mean'], g['test_std'])} | {_num(g['search_std'])} | "
+                     f"{_num(g.get('seed_std'))} | "
                      f"{_pm(g['valid_mean'], g['valid_std'])} | {_num(g['memory_kib'], '{:.2f}')} | "
                      f"{_num(g['params'], '{:,.0f}')} | {_num(g['shared_val_acc'])} |")
     lines += ["", "| ENAS minus | difference of the search means | 95% bootstrap interval | Welch's t | p |",
