@@ -190,7 +190,7 @@ class ControllerConfig:
     entropy_weight: float = 1e-4
     bl_dec: float = 0.99
     # Clip the averaged REINFORCE gradient to this global norm before Adam (0: none, as the original).
-    # The MNIST study's two entropy jumps each followed one gradient 12-46x the median (docs/search.md).
+    # The MNIST study's two entropy jumps each followed one gradient 12-45x the median (docs/search.md).
     grad_bound: float = 0.0
     train_steps: int = 50  # controller updates per epoch (the original: 30)
     warmup_epochs: int = 2  # epochs of shared-weight training before the controller's first update (the original: 0)
