@@ -187,6 +187,21 @@ def test_negative_warmup_is_one_line(search_config, capsys, tmp_path):
     assert not (tmp_path / "bad").exists()
 
 
+def test_the_search_trainer_takes_the_controller_settings():
+    """``--controller_grad_bound`` (and the other controller settings) reach the REINFORCE trainer
+    the search builds; 0 means no clipping."""
+    from enas.config.run_config import ControllerConfig, RunConfig
+    from enas.controller.micro_controller import MicroController
+    from enas.search.search_task import make_reinforce_trainer
+
+    for bound, expected in ((0.0, None), (0.05, 0.05)):
+        config = RunConfig(mode="search", dataset="mnist",
+                           controller=ControllerConfig(grad_bound=bound, lr=0.01, num_aggregate=3, bl_dec=0.9))
+        trainer = make_reinforce_trainer(config, MicroController(num_nodes=2), lambda arc: 1.0)
+        assert (trainer.grad_bound, trainer.learning_rate, trainer.num_aggregate, trainer.baseline_decay) == \
+            (expected, 0.01, 3, 0.9)
+
+
 def test_reward_over_k_minibatches_is_the_mean_of_the_k_single_rewards():
     """``--controller_reward_batches K``: the reward of an architecture is the mean of the K
     one-minibatch rewards the same minibatches give one at a time (each with its own batch

@@ -342,6 +342,27 @@ def test_a_study_recorded_before_a_setting_existed_reopens(tmp_path, mnist_path)
     assert {"seeds", "train_epochs", "train_batch_size"} == set(RETRAINABLE)
 
 
+def test_a_corrupt_study_record_is_one_line_and_leaves_the_folder_usable(tmp_path, mnist_path, capsys):
+    """An unreadable study_config.json: one stderr line, exit status 2, the file untouched and the
+    folder's lock released (so that --reset_output_dir can then start the study over)."""
+    import study_arc
+    from enas.cli.command import run_command
+    from enas.search.study import STUDY_CONFIG, Study, from_settings, settings_of
+
+    folder = tmp_path / "study"
+    folder.mkdir()
+    for text in ("{not json", json.dumps({"study": {}, "search": {"version": -1}})):
+        (folder / STUDY_CONFIG).write_text(text)
+        config = {**TINY_STUDY, "data_path": mnist_path, "output_dir": str(folder)}
+        code = run_command(settings_of(study_arc.CONFIG), argv_from(config, "study_arc.py"), study_arc.main)
+        err = capsys.readouterr().err
+        assert code == 2 and err.startswith("error: ") and "cannot be read" in err and err.count("\n") == 1, err
+        assert (folder / STUDY_CONFIG).read_text() == text
+        lock = Study(*from_settings(study_settings(mnist_path, folder, reset_output_dir=True))).prepare()
+        lock.release()
+        assert json.loads((folder / STUDY_CONFIG).read_text())["study"]["train_epochs"] == TINY_STUDY["train_epochs"]
+
+
 def test_stand_alone_trainings_use_the_recipes_batch_not_the_searchs(tmp_path, mnist_path):
     """The search trains its shared weights on batches of 128 (the MNIST scripts' pin); the picks
     are trained as train_arc_*.py would, on the recipe's batch (ternary: 32), unless

@@ -67,6 +67,14 @@ def make_controller(config, space):
                            num_precisions=space.num_precisions, weighted_ops=space.weighted_ops)
 
 
+def make_reinforce_trainer(config, controller, reward_fn):
+    """The REINFORCE trainer of a learning ``controller`` with ``config.controller``'s settings
+    (``grad_bound`` 0: no clipping)."""
+    c = config.controller
+    return ReinforceTrainer(controller, reward_fn, learning_rate=c.lr, entropy_weight=c.entropy_weight,
+                            baseline_decay=c.bl_dec, num_aggregate=c.num_aggregate, grad_bound=c.grad_bound or None)
+
+
 class RewardBatches:
     """Endless shuffled validation minibatches (no augmentation), read inside compiled code.
 
@@ -162,10 +170,7 @@ class Search(run_loop.Task):
         reward_fn = tf.function(accuracy_fn if self.costing is None else cost_aware_reward(accuracy_fn, self.costing))
         self.ctrl_trainer = None
         if self.controller.learns:
-            self.ctrl_trainer = ReinforceTrainer(
-                self.controller, reward_fn, learning_rate=c.lr, entropy_weight=c.entropy_weight,
-                baseline_decay=c.bl_dec, num_aggregate=c.num_aggregate, grad_bound=c.grad_bound or None,
-            )
+            self.ctrl_trainer = make_reinforce_trainer(config, self.controller, reward_fn)
             self.controller_step = WithoutGrappler(self.ctrl_trainer.train_step)
         self.accuracy_fn = WithoutGrappler(tf.function(accuracy_fn))  # for the arcs reported each epoch
 

@@ -184,9 +184,16 @@ class Study:
         if self.search.output.reset_output_dir:
             clear_folder(self.folder)
         if os.path.exists(marker):
-            with open(marker) as f:
-                previous = json.load(f)
-            if _searched(previous) != _searched(json.loads(json.dumps(record))):
+            try:
+                with open(marker) as f:
+                    previous = json.load(f)
+                same = _searched(previous) == _searched(json.loads(json.dumps(record)))
+            except (OSError, ValueError, KeyError, TypeError, ConfigError) as e:
+                lock.release()
+                reason = e if isinstance(e, ConfigError) else e.__class__.__name__
+                raise ConfigError(f"{marker!r} cannot be read ({reason}); pass --reset_output_dir to start the "
+                                  "study over or use another --output_dir") from None
+            if not same:
                 lock.release()
                 raise ConfigError(f"{self.folder!r} holds a study with other settings; pass --reset_output_dir "
                                   "to start over or use another --output_dir (only --train_epochs, "
