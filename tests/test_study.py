@@ -197,6 +197,27 @@ def test_every_phase_anneals_over_its_own_budget(study_run):
         assert training["num_epochs"] == training["lr_T_0"] == TINY_STUDY["train_epochs"]
 
 
+def test_the_trainings_follow_the_recipe_not_the_search(study_run):
+    """The stand-alone trainings optimise as train_arc_*.py would (the ternary cells' recipe,
+    annealed to 0), not with the search's settings (the study script's lr_min 5e-4)."""
+    from enas.config import recipes
+
+    folder = study_run[0]
+    recipe = recipes.RECIPES["lowbit"]
+    search = json.loads((folder / "search_enas-s1" / "config.json").read_text())["config"]["training"]
+    assert search["lr_min"] == 5e-4 and recipe.lr_min == 0.0
+    trainings = sorted((folder / "train").glob("*/config.json"))
+    assert len(trainings) == 16
+    for path in trainings:
+        training = json.loads(path.read_text())["config"]["training"]
+        assert (training["optimizer"], training["lr_max"], training["lr_min"], training["l2_reg"],
+                training["l2_latent"]) == (recipe.optimizer, recipe.lr_max, recipe.lr_min, recipe.l2_reg,
+                                           recipe.l2_latent)
+    report = json.loads((folder / "study.json").read_text())
+    assert report["trainings"]["lr_min"] == 0.0
+    assert "adam at 0.02 annealed to 0" in (folder / "study.md").read_text()
+
+
 def study_settings(mnist_path, folder, **flags):
     """The flat settings ``study_arc.py`` would run with TINY_STUDY and ``flags``."""
     import study_arc
@@ -405,3 +426,36 @@ def test_a_report_of_phases_without_times_says_so():
     assert "Wall time of the phases: not recorded" in none and "0.00 h" not in none
     some = report_markdown({**base, "wall_seconds": 5400, "phases": 5, "phases_timed": 2})
     assert "Wall time of the phases: 1.50 h (2 of the 5 phases recorded theirs)." in some
+
+
+def test_train_folder_names():
+    from enas.search.study import train_folder_name
+
+    adam = {"optimizer": "adam", "lr_max": 0.02, "lr_min": 0.0, "l2_reg": 1e-4, "l2_latent": False}
+    searched = {**adam, "lr_min": 5e-4}
+    assert train_folder_name((3, 32), adam, (3, 32), adam) == "train"
+    assert train_folder_name((6, 32), adam, (3, 32), adam) == "train-e6-b32"
+    assert train_folder_name((3, 32), adam, (3, 32), searched) == "train-e3-b32-adam-lr0.02-0"
+    assert train_folder_name((3, 32), searched, (3, 32), searched) == "train"
+
+
+def test_a_study_whose_trainings_used_the_search_settings_trains_the_recipe_apart(tmp_path, mnist_path):
+    """A study recorded before its trainings followed the recipe (no "trainings" in its record:
+    they were trained with the search's lr_min 5e-4) reopens, and trains into a folder of its own
+    instead of reusing those runs as the recipe's."""
+    from enas.search.study import STUDY_CONFIG, Study, from_settings
+
+    folder = tmp_path / "study"
+
+    def reopen():
+        study = Study(*from_settings(study_settings(mnist_path, folder)), echo=lambda line: None)
+        study.prepare().release()
+        return study
+
+    assert reopen().train_folder == "train"
+    record = json.loads((folder / STUDY_CONFIG).read_text())
+    assert record["trainings"]["lr_min"] == 0.0 and record["search"]["training"]["lr_min"] == 5e-4
+    assert reopen().train_folder == "train"  # reopened as recorded
+    del record["trainings"]
+    (folder / STUDY_CONFIG).write_text(json.dumps(record))
+    assert reopen().train_folder == "train-e1-b32-adam-lr0.02-0"

@@ -18,7 +18,8 @@ stopped; a phase whose ``result.json`` exists is never redone):
    shared weights of the ENAS search of its seed (the ranking Kendall's tau is computed on);
 5. ``train/<group>-s<k>-<i>-seed<s>/``: each architecture trained from scratch with the same
    budget (``train_epochs``; the search's child, and the training recipe of its precision as
-   ``train_arc_*.py`` would apply it: on the recipe's batch, not the search's, unless
+   ``train_arc_*.py`` applies it: the recipe's batch, optimizer, learning rates and L2 decay, not
+   the search's, such as the study script's ``child_lr_min`` and batch, unless
    ``train_batch_size`` says otherwise) for every seed of ``seeds``; every phase anneals its
    learning rate in one cosine period over its own epochs (``lr_T_0`` = the phase's epochs);
 6. the report (:func:`build_report`): ``study.json``, ``study.md`` and ``study.png``.
@@ -26,8 +27,10 @@ stopped; a phase whose ``result.json`` exists is never redone):
 Reopened with another ``train_epochs``, ``train_batch_size`` or other ``seeds``
 (:data:`RETRAINABLE`), a study reuses its searches, draws and shared-weight accuracies and only
 trains: a budget (epochs, batch) other than the one it began with trains into
-``train-e<E>-b<B>/``, and the report describes the budget of the last run. Any other setting
-differing from ``study_config.json`` is refused.
+``train-e<E>-b<B>/``, and the report describes the budget of the last run. Trainings optimised
+otherwise than the study's first ones (a study recorded before its trainings followed the recipe
+trained with the search's learning rates) go to ``train-e<E>-b<B>-<optimizer>-lr<max>-<min>/``.
+Any other setting differing from ``study_config.json`` is refused.
 
 The unit of comparison is a search (and, for ``random`` and ``size_matched``, the draw that goes
 with it): its value is the mean stand-alone accuracy of its picks over the training seeds. The
@@ -173,7 +176,8 @@ class Study:
     def prepare(self):
         """Create (or reopen, refusing other settings) the study folder and lock it for this
         process (:mod:`enas.run.folder_lock`); returns the held lock."""
-        record = {"study": dataclasses.asdict(self.study), "search": self.search.to_json()}
+        record = {"study": dataclasses.asdict(self.study), "search": self.search.to_json(),
+                  "trainings": self.optimisation()}
         record["search"]["output"].pop("reset_output_dir")
         marker = self.path(STUDY_CONFIG)
         if self.search.output.reset_output_dir and os.path.isdir(self.folder):
@@ -203,12 +207,13 @@ class Study:
             # A study begun before train_batch_size existed trained on the search's batch.
             first_batch = first.get("train_batch_size", self.search.training.batch_size) or self.recipe_batch()
             first_budget = (first["train_epochs"], first_batch)
+            # A study recorded before its trainings followed the recipe trained with the search's optimisation.
+            first_optimisation = previous.get("trainings") or {k: previous["search"]["training"][k]
+                                                               for k in OPTIMISATION}
         else:
             atomic_write(marker, json.dumps(record, indent=2, sort_keys=True) + "\n")
-            first_budget = self.budget()
-        # The trainings of the budget the study began with live in train/, those of another in train-e<E>-b<B>/.
-        epochs, batch = self.budget()
-        self.train_folder = "train" if (epochs, batch) == first_budget else f"train-e{epochs}-b{batch}"
+            first_budget, first_optimisation = self.budget(), record["trainings"]
+        self.train_folder = train_folder_name(self.budget(), self.optimisation(), first_budget, first_optimisation)
         return lock
 
     def recipe_batch(self):
@@ -218,6 +223,12 @@ class Study:
     def budget(self):
         """``(epochs, batch)`` of every stand-alone training."""
         return self.study.train_epochs, self.study.train_batch_size or self.recipe_batch()
+
+    def optimisation(self):
+        """How every stand-alone training optimises (:data:`OPTIMISATION`): the recipe's for the
+        search child's precision, as ``train_arc_*.py`` applies it, whatever the search overrode."""
+        recipe = recipes.recipe_for(self.search.training.recipe, self.search.child.policy.default.kind)
+        return {k: getattr(recipe, k) for k in OPTIMISATION}
 
     def phase(self, title, folder, work, has_log=True):
         """Run ``work()`` (returning the phase's result, a JSON-able dict, and a summary line)
@@ -336,7 +347,8 @@ class Study:
             mode="train", dataset=s.dataset, data=s.data, child=dataclasses.replace(s.child, search_precisions=()),
             fixed_arc=arc,
             training=dataclasses.replace(s.training, num_epochs=self.study.train_epochs, xla=False,
-                                         lr_T_0=self.study.train_epochs, batch_size=self.budget()[1]),
+                                         lr_T_0=self.study.train_epochs, batch_size=self.budget()[1],
+                                         **self.optimisation()),
             output=dataclasses.replace(s.output, output_dir=folder, seed=seed, reset_output_dir=False,
                                        micro_memory=False),
             distribute=s.distribute,
@@ -395,7 +407,7 @@ class Study:
         results = self.train(groups)
         self.say("Phase 6/6: report")
         report = build_report(results, shared, own, searches, self.study, self.search, self.phase_seconds,
-                              train_batch_size=self.budget()[1])
+                              train_batch_size=self.budget()[1], trainings=self.optimisation())
         write_report(self.folder, report)
         for name in REPORT_FILES:
             self.say(f"  {self.path(name)}")
@@ -403,6 +415,21 @@ class Study:
 
 
 RETRAINABLE = ("seeds", "train_epochs", "train_batch_size")  # a reopened study may change these: they only add trainings
+# The training settings a recipe gives the stand-alone trainings besides their batch.
+OPTIMISATION = ("optimizer", "lr_max", "lr_min", "l2_reg", "l2_latent")
+
+
+def train_folder_name(budget, optimisation, first_budget, first_optimisation):
+    """The folder of the trainings at ``budget`` ``(epochs, batch)`` optimised by ``optimisation``
+    in a study whose first trainings had ``first_budget`` and ``first_optimisation``: ``train``
+    for the first's, ``train-e<E>-b<B>`` for another budget, with
+    ``-<optimizer>-lr<lr_max>-<lr_min>`` when the optimisation differs from the first's."""
+    if (tuple(budget), optimisation) == (tuple(first_budget), first_optimisation):
+        return "train"
+    name = "train-e{}-b{}".format(*budget)
+    if optimisation != first_optimisation:
+        name += f"-{optimisation['optimizer']}-lr{optimisation['lr_max']:g}-{optimisation['lr_min']:g}"
+    return name
 
 
 def _searched(record):
@@ -444,12 +471,14 @@ def _nan_to_none(value):
     return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
 
 
-def build_report(results, shared, own, searches, study, search, phase_seconds=(), train_batch_size=None):
+def build_report(results, shared, own, searches, study, search, phase_seconds=(), train_batch_size=None,
+                 trainings=None):
     """The report dict from the recorded numbers: ``results`` (one per trained run), ``shared``
     (search seed -> arc -> accuracy with that seed's ENAS search's weights), ``own`` ((group,
     search seed, arc) -> accuracy in its own search's final pick), ``searches`` ((group, search
     seed) -> the search phase's result) and ``phase_seconds`` (each phase's recorded wall time,
-    None where the phase ran before times were recorded); ``train_batch_size``: the trainings' batch."""
+    None where the phase ran before times were recorded); ``train_batch_size``: the trainings'
+    batch; ``trainings``: their optimisation (:data:`OPTIMISATION`)."""
     archs = []
     for group in GROUPS:
         keys = []
@@ -514,7 +543,7 @@ def build_report(results, shared, own, searches, study, search, phase_seconds=()
                             "entropy": entropy, "controller_steps": result.get("controller_steps") or []})
     return {"dataset": search.dataset, "study": dataclasses.asdict(study),
             "search_epochs": search.training.num_epochs, "final_pick_samples": search.controller.final_pick_samples,
-            "train_batch_size": train_batch_size,
+            "train_batch_size": train_batch_size, "trainings": trainings,
             "target_memory_kib": search.cost.target_memory_kib if search.cost is not None else 0.0,
             "architectures": archs, "groups": groups, "comparisons": comparisons, "kendall_tau": tau,
             # The noise a difference must beat: an architecture's test accuracy over its training seeds.
@@ -546,6 +575,8 @@ def report_markdown(report):
         f"{s['top_k']} per search; every architecture trained from scratch for {s['train_epochs']} "
         f"epoch{'' if s['train_epochs'] == 1 else 's'}"
         + (f" on batches of {report['train_batch_size']}" if report.get("train_batch_size") else "")
+        + (", {optimizer} at {lr_max:g} annealed to {lr_min:g}".format(**report["trainings"])
+           if report.get("trainings") else "")
         + f" with seeds {', '.join(str(x) for x in s['seeds'])}. "
         f"Size-matched: uniform architectures within {s['size_tolerance']:.0%} of an ENAS pick's weight memory. "
         "Shared-weight accuracy: whole validation split with the weights of the ENAS search of the same seed "
