@@ -306,7 +306,7 @@ def test_a_memory_target_makes_both_searches_of_a_seed_cost_aware(tmp_path, mnis
 def test_a_study_reopened_with_another_budget_reuses_its_searches_and_trains_again(study_run, tmp_path, mnist_path,
                                                                                    capsys, monkeypatch):
     """Another --train_epochs and --study_train_batch_size (and other --study_seeds) on a finished
-    study: phases 1-4 are skipped, every pick is trained at the new budget into train-e<E>-b<B>/
+    study reduced to its records: phases 1-4 are skipped, every pick is trained at the new budget into train-e<E>-b<B>/
     (the first budget's runs untouched) and the report describes the new budget. Any other change
     is refused with one line."""
     import shutil
@@ -315,8 +315,13 @@ def test_a_study_reopened_with_another_budget_reuses_its_searches_and_trains_aga
     from enas.cli.command import run_command
     from enas.search.study import Study, settings_of
 
+    # Only the study's records (study_config.json and every phase's result.json), without the
+    # searches' checkpoints and logs: enough to reopen it and train again.
     folder = tmp_path / "study"
-    shutil.copytree(study_run[0], folder)
+    shutil.copytree(study_run[0], folder,
+                    ignore=lambda d, names: [n for n in names if not (os.path.isdir(os.path.join(d, n))
+                                                                      or n in ("result.json", "study_config.json"))])
+    assert not list(folder.glob("search_enas-s1/ckpt*")) and (folder / "search_enas-s1" / "result.json").exists()
     first = {p: p.stat().st_mtime_ns for p in (folder / "train").glob("*/result.json")}
     config = {**TINY_STUDY, "data_path": mnist_path, "output_dir": str(folder), "train_epochs": 2, "study_seeds": "3",
               "study_train_batch_size": 16}
