@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from enas.search.ranking import kendall_tau
-from enas.search.study import GROUP_TITLES, GROUPS
+from enas.search.study_report import GROUP_TITLES, GROUPS
 from tests.conftest import REPO, argv_from
 
 TINY_STUDY = dict(
@@ -421,7 +421,7 @@ def test_a_bad_training_batch_is_one_line(tmp_path, mnist_path, capsys):
 def test_a_report_of_phases_without_times_says_so():
     """Phases recorded before they timed themselves: the report says the wall time is unknown
     instead of summing nothing to 0 h; partly timed phases are counted."""
-    from enas.search.study import report_markdown
+    from enas.search.study_report import report_markdown
 
     base = {"dataset": "mnist", "search_epochs": 1, "final_pick_samples": 4, "groups": {}, "comparisons": {},
             "kendall_tau": {"architectures": 0, "valid": None, "valid_ci": [None, None], "test": None,
