@@ -178,6 +178,10 @@ class Study:
                 with open(marker) as f:
                     previous = json.load(f)
                 same = _searched(previous) == _searched(json.loads(json.dumps(record)))
+                # A study recorded before its trainings followed the recipe trained with the search's optimisation.
+                searched_training = RunConfig.from_json(previous["search"]).training
+                first_optimisation = previous.get("trainings") or {k: getattr(searched_training, k)
+                                                                   for k in OPTIMISATION}
             except (OSError, ValueError, KeyError, TypeError, ConfigError) as e:
                 lock.release()
                 reason = e if isinstance(e, ConfigError) else e.__class__.__name__
@@ -193,9 +197,6 @@ class Study:
             # A study begun before train_batch_size existed trained on the search's batch.
             first_batch = first.get("train_batch_size", self.search.training.batch_size) or self.recipe_batch()
             first_budget = (first["train_epochs"], first_batch)
-            # A study recorded before its trainings followed the recipe trained with the search's optimisation.
-            first_optimisation = previous.get("trainings") or {k: previous["search"]["training"][k]
-                                                               for k in OPTIMISATION}
         else:
             atomic_write(marker, json.dumps(record, indent=2, sort_keys=True) + "\n")
             first_budget, first_optimisation = self.budget(), record["trainings"]
