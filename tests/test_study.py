@@ -99,6 +99,7 @@ def test_study_report_is_computed_from_the_recorded_runs(study_run):
     assert "95% bootstrap interval" in markdown and "Welch" in markdown
     runs = _runs(folder)
     assert len(runs) == 4 * 2 * 1 * 2 and {r["group"] for r in runs} == set(GROUPS)
+    assert all(r["seconds"] > 0 and "resumed_seconds" not in r for r in runs)  # folded into seconds
     shared = json.loads((folder / "shared_eval" / "result.json").read_text())["val_acc"]
     archs = report["architectures"]
     assert [a["group"] for a in archs] == [g for g in GROUPS for _ in (1, 2)]

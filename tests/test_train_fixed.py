@@ -1,5 +1,7 @@
 """Fixed-architecture training: log format, checkpoints and resume, CIFAR path, NaN stop."""
 
+import json
+import os
 import re
 
 import numpy as np
@@ -9,7 +11,7 @@ import train_arc_cifar
 import train_arc_mnist
 from enas.cli import script
 from enas.errors import DataError
-from enas.run import run_loop, train_fixed
+from enas.run import run_dir, run_loop, train_fixed
 from tests.conftest import TINY, TINY_ARC
 
 CHILD_LINE = re.compile(
@@ -61,7 +63,16 @@ def test_train_prints_original_format_and_resumes(train_config, capsys):
     micro = re.search(r"^Int8 for TensorFlow Lite Micro: flash ([\d,]+) bytes .* peak RAM ([\d,]+) bytes", out, re.M)
     assert micro and min(int(v.replace(",", "")) for v in micro.groups()) > 1000, out[-600:]
 
-    # Rerunning the same command with more epochs resumes at epoch 2 instead of starting over.
+    # The run's time is recorded for its newest checkpoint.
+    clock_path = os.path.join(train_config["output_dir"], run_dir.CLOCK_FILE)
+    with open(clock_path) as f:
+        clock = json.load(f)
+    assert clock["checkpoint"] == "ckpt-2" and clock["seconds"] > 0
+
+    # Rerunning the same command with more epochs resumes at epoch 2 instead of starting over,
+    # and its clock goes on from the checkpoint's (made an hour here, to tell it from this sitting's).
+    with open(clock_path, "w") as f:
+        json.dump({"checkpoint": "ckpt-2", "seconds": 3600.0}, f)
     more = {**train_config, "num_epochs": 3}
     code, out2, err2 = run_main(more, capsys)
     assert code == 0, err2
@@ -70,6 +81,23 @@ def test_train_prints_original_format_and_resumes(train_config, capsys):
     first_step = min(int(m) for m in re.findall(r"ch_step = (\d+)", out2))
     steps_per_epoch = (TINY["max_train_examples"] - TINY["num_valid"]) // TINY["batch_size"]
     assert first_step > 2 * steps_per_epoch
+    minutes = [float(m) for m in re.findall(r"mins = (\d+\.\d+)", out2)]
+    assert minutes and all(60.0 <= m < 70.0 for m in minutes), minutes
+    with open(clock_path) as f:
+        clock = json.load(f)
+    assert clock["checkpoint"] == "ckpt-3" and 3600.0 < clock["seconds"] < 4200.0
+
+
+def test_clock_of_a_checkpoint_is_zero_when_not_recorded_for_it(tmp_path):
+    """A checkpoint written before the clock was kept, or whose record is another checkpoint's or
+    unreadable, resumes with the earlier sittings' time unknown (0), never a wrong one."""
+    checkpoint = str(tmp_path / "ckpt-4")
+    assert run_dir.Checkpoints.seconds_at(checkpoint) == 0.0
+    for text in ('{"checkpoint": "ckpt-3", "seconds": 12.5}', "{not json", '{"seconds": 1}', "[1]"):
+        (tmp_path / run_dir.CLOCK_FILE).write_text(text)
+        assert run_dir.Checkpoints.seconds_at(checkpoint) == 0.0, text
+    (tmp_path / run_dir.CLOCK_FILE).write_text('{"checkpoint": "ckpt-4", "seconds": 12.5}')
+    assert run_dir.Checkpoints.seconds_at(checkpoint) == 12.5
 
 
 def test_learns_mnist_digits(train_config, capsys):

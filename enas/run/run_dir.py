@@ -12,6 +12,8 @@
 * checkpoints are written with ``tf.train.CheckpointManager``: the data files are complete before
   the small ``checkpoint`` index file is replaced atomically, so a run killed at any point
   resumes from the last complete checkpoint.
+* ``clock.json`` records the run's time (seconds, over all its sittings) at the newest
+  checkpoint, so a resumed run's ``mins`` and recorded time go on from there.
 """
 
 import json
@@ -29,8 +31,9 @@ from enas.run.folder_lock import LOCK_FILE, FolderLock, clear_folder
 
 CONFIG_FILE = "config.json"
 LOG_FILE = "stdout"
+CLOCK_FILE = "clock.json"
 # Every name a run writes into its output folder (checkpoints are ckpt-N.index / .data-*).
-_OURS = {CONFIG_FILE, LOG_FILE, LOCK_FILE, "checkpoint", "tensorboard", "arcs.jsonl", "controller.jsonl", "best_arc.txt",
+_OURS = {CONFIG_FILE, LOG_FILE, CLOCK_FILE, LOCK_FILE, "checkpoint", "tensorboard", "arcs.jsonl", "controller.jsonl", "best_arc.txt",
          "best_arc.json", "final_pick.json", "result.json", "curves.png", "search_curves.png",
          "pareto.json", "pareto.png"}
 # What a run killed while writing leaves: atomic_write's and the plots' temporary files, and a
@@ -154,6 +157,7 @@ class Checkpoints:
                 trackables[f"{name}_variables"] = variables_by_path(obj)
         self.checkpoint = tf.train.Checkpoint(**trackables)
         self.manager = tf.train.CheckpointManager(self.checkpoint, output_dir, max_to_keep=max_to_keep)
+        self.output_dir = output_dir
 
     @staticmethod
     def latest(output_dir):
@@ -187,8 +191,28 @@ class Checkpoints:
             ) from None
         return path
 
-    def save(self):
-        return self.manager.save()
+    def save(self, seconds=None):
+        """Write a checkpoint and return its path; ``seconds`` (the run's time so far, over all
+        its sittings) is recorded for it in ``clock.json``."""
+        path = self.manager.save()
+        if seconds is not None:
+            record = {"checkpoint": os.path.basename(path), "seconds": round(float(seconds), 1)}
+            atomic_write(os.path.join(self.output_dir, CLOCK_FILE), json.dumps(record) + "\n")
+        return path
+
+    @staticmethod
+    def seconds_at(path):
+        """The run's time (seconds) recorded when checkpoint ``path`` was written; 0.0 when
+        ``clock.json`` is missing, unreadable or recorded for another checkpoint (a run written
+        before the clock was kept, or killed between the checkpoint and its record)."""
+        try:
+            with open(os.path.join(os.path.dirname(path), CLOCK_FILE)) as f:
+                record = json.load(f)
+            if record["checkpoint"] == os.path.basename(path):
+                return float(record["seconds"])
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        return 0.0
 
 
 def variables_by_path(layer):

@@ -163,20 +163,26 @@ def make_child_trainer(config, model, num_train, search_mode, teacher=None):
 
 class Loop:
     """The state of a running :func:`run`, handed to the task's hooks: ``config``, ``data``,
-    ``trainer``, ``log``, ``summaries`` (TensorBoard scalars), ``start`` (wall time) and
-    ``strategy`` (``None`` on the default single-device path)."""
+    ``trainer``, ``log``, ``summaries`` (TensorBoard scalars), ``start`` (this sitting's wall
+    time), ``resumed_seconds`` (the run's time in earlier sittings, up to the checkpoint it resumed
+    from) and ``strategy`` (``None`` on the default single-device path)."""
 
     def __init__(self, config, data, trainer, log, strategy=None):
         self.config, self.data, self.trainer, self.log = config, data, trainer, log
         self.strategy = strategy
         self.start = time.time()
+        self.resumed_seconds = 0.0
         self.steps_per_epoch = config.training.steps_per_epoch(len(data.train))
         self.summaries = RunSummaries(config.output.output_dir)
         self.progbar = None
         self.accuracies = {}  # of the last evaluation in this process
 
+    def seconds(self):
+        """The run's time so far, over all its sittings."""
+        return self.resumed_seconds + time.time() - self.start
+
     def minutes(self):
-        return (time.time() - self.start) / 60
+        return self.seconds() / 60
 
     def step(self):
         return int(self.trainer.optimizer.iterations.numpy())
@@ -236,7 +242,8 @@ class Loop:
 
 def run(config, task, log=None, strategy=None, echo=True, data=None):
     """Run ``task`` with ``config`` (a :class:`enas.config.run_config.RunConfig`); returns
-    ``task.finish(loop)`` plus ``epochs`` (the epochs completed). The log goes to stdout and the
+    ``task.finish(loop)`` plus ``epochs`` (the epochs completed), ``seconds`` (the run's time over
+    all its sittings) and ``resumed_seconds`` (the part of it before this sitting). The log goes to stdout and the
     run folder's ``stdout`` file (only the file with ``echo=False``) unless ``log`` is given.
     ``strategy``: a ``tf.distribute`` strategy to run under instead of ``config.distribute``'s.
     ``data``: a :class:`~enas.data.data_common.DataSplits` to use instead of reading
@@ -270,6 +277,8 @@ def run(config, task, log=None, strategy=None, echo=True, data=None):
         worker.check_same_epoch(int(epoch_var.numpy()))
         run_dir.update_record(out.output_dir, config)
         loop = Loop(config, data, task.trainer, log, strategy)
+        if restored:
+            loop.resumed_seconds = checkpoints.seconds_at(restored)
 
         log("-" * 80)
         for line in task.header(config, data):
@@ -293,11 +302,12 @@ def run(config, task, log=None, strategy=None, echo=True, data=None):
                 loop.evaluate(arc=task.eval_arc())
             with loop.scope():
                 epoch_var.assign(epoch + 1)
-            checkpoints.save()
+            checkpoints.save(loop.seconds())
             task.epoch_done(epoch, seconds, loop)
         result = task.finish(loop)
         loop.summaries.close()
         if not worker.is_chief:  # its folder only served TensorFlow's rule that every worker writes
             getattr(log, "close", lambda: None)()
             shutil.rmtree(worker.write_dir, ignore_errors=True)
-        return {**result, "epochs": int(epoch_var.numpy())}
+        return {**result, "epochs": int(epoch_var.numpy()), "seconds": round(loop.seconds(), 1),
+                "resumed_seconds": round(loop.resumed_seconds, 1)}

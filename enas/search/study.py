@@ -219,7 +219,9 @@ class Study:
 
     def phase(self, title, folder, work, has_log=True):
         """Run ``work()`` (returning the phase's result, a JSON-able dict, and a summary line)
-        unless ``folder/result.json`` records it already; then record it. Returns the result.
+        unless ``folder/result.json`` records it already; then record it with its ``seconds``: this
+        sitting's wall time plus the result's ``resumed_seconds`` (a resumed run's earlier sittings,
+        :func:`enas.run.run_loop.run`). Returns the result.
         ``has_log``: the phase writes a run log into ``folder``."""
         path = os.path.join(folder, RESULT)
         if os.path.exists(path):
@@ -231,7 +233,9 @@ class Study:
         self.say(f"{title}: running" + (f", its log in {os.path.join(folder, 'stdout')}" if has_log else ""))
         start = time.monotonic()
         result, summary = work()
-        result = {**result, "seconds": round(time.monotonic() - start, 1)}
+        # This sitting's wall time plus the run's time in the sittings before it (a resumed run).
+        earlier = result.pop("resumed_seconds", 0.0)
+        result = {**result, "seconds": round(time.monotonic() - start + earlier, 1)}
         self.phase_seconds.append(result["seconds"])
         os.makedirs(folder, exist_ok=True)
         atomic_write(path, json.dumps(result, indent=2) + "\n")
@@ -248,9 +252,10 @@ class Study:
         def work():
             config = self.search.replace(controller={"type": kind},
                                          output={"output_dir": folder, "reset_output_dir": False, "seed": seed})
-            pick = search_task.run(config, echo=False)["final_pick"]
+            out = search_task.run(config, echo=False)
+            pick = out["final_pick"]
             updates = search_task.read_controller(folder)
-            result = {"top": pick["top"], "samples": pick["samples"], "distinct": pick["distinct"],
+            result = {"resumed_seconds": out["resumed_seconds"], "top": pick["top"], "samples": pick["samples"], "distinct": pick["distinct"],
                       "sample_val_acc_mean": stats.fmean(item["val_acc"] for item in pick["ranked"]),
                       "entropy": [u["entropy"] for u in updates], "controller_steps": [u["step"] for u in updates],
                       "uniform_entropy": _uniform_entropy(config)}
@@ -356,7 +361,8 @@ class Study:
             def work(group=group, search_seed=search_seed, i=i, arc=arc, seed=seed, folder=folder):
                 out = train_fixed.run(self.train_config(arc, seed, folder), echo=False)
                 summary = summarize(out["model"])
-                result = {"group": group, "search_seed": search_seed, "index": i, "arc": arc, "seed": seed,
+                result = {"resumed_seconds": out["resumed_seconds"],
+                          "group": group, "search_seed": search_seed, "index": i, "arc": arc, "seed": seed,
                           "valid": out["accuracies"].get("valid"), "test": out["accuracies"].get("test"),
                           "params": summary.params, "memory_kib": summary.memory_bytes / 1024, "ops": summary.ops}
                 return result, f"valid {result['valid']:.4f}, test {result['test']:.4f}"
