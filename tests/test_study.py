@@ -94,6 +94,8 @@ def test_study_report_is_computed_from_the_recorded_runs(study_run):
     folder = study_run[0]
     report = json.loads((folder / "study.json").read_text())
     assert (folder / "study.png").stat().st_size > 1000
+    for name in ("study.json", "study.md"):  # the budget's own copy
+        assert (folder / "train" / name).read_text() == (folder / name).read_text()
     markdown = (folder / "study.md").read_text()
     assert "| group | search seed | # | architecture |" in markdown and "Kendall's tau" in markdown
     assert "95% bootstrap interval" in markdown and "Welch" in markdown
@@ -342,6 +344,7 @@ def test_a_study_reopened_with_another_budget_reuses_its_searches_and_trains_aga
     report = json.loads((folder / "study.json").read_text())
     assert report["study"]["train_epochs"] == 2 and report["study"]["seeds"] == [3] and report["train_batch_size"] == 16
     assert all(a["seeds"] == [3] for a in report["architectures"])
+    assert json.loads((folder / "train-e2-b16" / "study.json").read_text()) == report  # kept with its budget
 
     # What the searches depend on may not change: refused before anything runs.
     monkeypatch.setattr(Study, "run_search", lambda *a: pytest.fail("the study ran"))

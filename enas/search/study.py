@@ -401,9 +401,11 @@ class Study:
         self.say("Phase 6/6: report")
         report = build_report(results, shared, own, searches, self.study, self.search, self.phase_seconds,
                               train_batch_size=self.budget()[1], trainings=self.optimisation())
-        write_report(self.folder, report)
+        # The newest report in the study's folder; each training budget's kept in its own folder.
+        for folder in (self.folder, self.path(self.train_folder)):
+            write_report(folder, report)
         for name in REPORT_FILES:
-            self.say(f"  {self.path(name)}")
+            self.say(f"  {self.path(name)} (also in {self.path(self.train_folder, name)})")
         return report
 
 
