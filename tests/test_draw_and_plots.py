@@ -166,6 +166,11 @@ def test_run_summaries_round_trip(tmp_path):
     summaries.close()  # idempotent
     with pytest.raises(RuntimeError):
         summaries.scalars(7, {"child/loss": 1.0})
+    # Files opened in the same second carry the same whole-second opening time; the order must
+    # not fall back on their names: the second writer's file renamed to sort first.
+    logdir = os.path.join(out, "tensorboard")
+    first, second = sorted(os.listdir(logdir), key=lambda n: os.path.getmtime(os.path.join(logdir, n)))
+    os.rename(os.path.join(logdir, second), os.path.join(logdir, "events.out.tfevents.0.a.0.v2"))
     scalars = read_scalars(out)
     assert [s for s, _ in scalars["child/loss"]] == list(range(7))
     np.testing.assert_allclose([v for _, v in scalars["child/loss"]],

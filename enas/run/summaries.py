@@ -145,7 +145,9 @@ def read_scalars(output_dir: str) -> dict[str, list[tuple[int, float]]]:
     """``{tag: [(step, value), ...]}`` of every scalar under ``<output_dir>/tensorboard``.
 
     Sorted by step; a step written several times (a resumed run rewriting steps) keeps the value
-    written last (event files ordered by their first event's time, records in file order).
+    written last (event files ordered by the time of their first scalar, records in file order;
+    not by the file-version event that opens each file, whose time is whole seconds: two writers in
+    one second would tie).
     Returns ``{}`` if there is no such folder or no scalar in it.
     """
     logdir = tensorboard_dir(output_dir)
@@ -155,7 +157,8 @@ def read_scalars(output_dir: str) -> dict[str, list[tuple[int, float]]]:
     files = []
     for path in paths:
         events = list(_read_events(path))
-        start = events[0].wall_time if events else os.path.getmtime(path)
+        times = [e.wall_time for e in events if e.HasField("summary")] or [e.wall_time for e in events]
+        start = min(times) if times else os.path.getmtime(path)
         files.append((start, os.path.basename(path), events))
     files.sort(key=lambda f: (f[0], f[1]))
     latest: dict[str, dict[int, float]] = {}
