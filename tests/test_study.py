@@ -468,3 +468,19 @@ def test_a_study_whose_trainings_used_the_search_settings_trains_the_recipe_apar
     del record["trainings"]
     (folder / STUDY_CONFIG).write_text(json.dumps(record))
     assert reopen().train_folder == "train-e1-b32-adam-lr0.02-0"
+
+
+def test_a_phase_records_the_earlier_sittings_of_a_resumed_run(tmp_path):
+    """A phase's recorded seconds are this sitting's wall time plus the run's ``resumed_seconds``
+    (its sittings before a kill), which is folded in, not stored."""
+    from enas.search.study import Study
+
+    study = Study.__new__(Study)  # only what phase() uses
+    study.say, study.phase_seconds = (lambda line: None), []
+    result = study.phase("Phase 5/6: a training", str(tmp_path / "run"),
+                         lambda: ({"resumed_seconds": 3600.0, "test": 0.5}, "done"))
+    recorded = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert recorded == result and "resumed_seconds" not in recorded
+    assert 3600.0 <= recorded["seconds"] < 3660.0 and study.phase_seconds == [recorded["seconds"]]
+    fresh = study.phase("Phase 5/6: another", str(tmp_path / "fresh"), lambda: ({"test": 0.5}, "done"))
+    assert 0.0 <= fresh["seconds"] < 60.0

@@ -255,7 +255,8 @@ class Study:
             out = search_task.run(config, echo=False)
             pick = out["final_pick"]
             updates = search_task.read_controller(folder)
-            result = {"resumed_seconds": out["resumed_seconds"], "top": pick["top"], "samples": pick["samples"], "distinct": pick["distinct"],
+            result = {"resumed_seconds": out["resumed_seconds"],
+                      "top": pick["top"], "samples": pick["samples"], "distinct": pick["distinct"],
                       "sample_val_acc_mean": stats.fmean(item["val_acc"] for item in pick["ranked"]),
                       "entropy": [u["entropy"] for u in updates], "controller_steps": [u["step"] for u in updates],
                       "uniform_entropy": _uniform_entropy(config)}
