@@ -73,7 +73,7 @@ def main(argv=None):
 
     c = config.controller
     steps = int(controller_steps(args.run))
-    uniform = uniform_entropy(config.child.num_nodes, SPACE.num_ops, len(precisions) or 1)
+    uniform = uniform_entropy(config.child.num_nodes, SPACE.num_ops, len(precisions) or 1, config.child.has_normal_layer)
     total = sum(d.entropy for d in decisions)
     by_kind = {kind: sum(d.entropy for d in decisions if d.kind == kind) for kind in ("input", "op", "precision")}
     frozen = [d for d in decisions if d.frozen]
@@ -83,6 +83,8 @@ def main(argv=None):
     print(f"entropy along it: {total:.2f} nats of the uniform {uniform:.2f} ({total / uniform:.0%}): "
           + ", ".join(f"{kind} decisions {value:.2f}" for kind, value in by_kind.items()
                       if kind != "precision" or precisions))
+    if not config.child.has_normal_layer:
+        print("no normal layers: the normal cell is not decided (held at zeros); the rows are the reduction cell's")
     print(f"frozen decisions (every logit where tanh passes < 1% of its gradient): {len(frozen)} of {len(decisions)}")
     print("| cell | node | decision | chosen | probabilities | entropy | frozen |")
     print("|---|---|---|---|---|---|---|")

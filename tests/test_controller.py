@@ -325,3 +325,63 @@ def test_a_saturated_decision_is_reported_frozen():
     assert len(decisions) == 16 and all(d.frozen for d in decisions)
     with pytest.raises(RuntimeError, match="eagerly"):
         tf.function(lambda: controller.decisions(tf.zeros([16], tf.int32)))()
+
+
+@pytest.mark.parametrize("num_precisions", [1, 3])
+def test_without_a_normal_cell_only_the_reduction_cell_is_decided(num_precisions):
+    """A child of reduction layers only (``normal_cell=False``): every sampled arc's normal cell
+    (and its precision slots) is a copy of its reduction cell; the log-probability, entropy and
+    decisions are the reduction cell's alone, whatever a given arc's normal half; the uniform
+    maximum halves."""
+    from enas.config.child_config import ChildConfig
+    from enas.controller.controller import undecided_positions, uniform_entropy
+
+    controller = MicroController(3, lstm_size=16, num_precisions=num_precisions, seed=5, normal_cell=False)
+    arcs, log_probs, entropies = sample_many(controller, 200)
+    unused = undecided_positions(3, num_precisions)
+    assert len(unused) == (18 if num_precisions > 1 else 12)
+    reduction = np.setdiff1d(np.arange(arcs.shape[1]), unused)
+    np.testing.assert_array_equal(arcs[:, unused], arcs[:, reduction[:len(unused)]])
+    assert all(len(np.unique(arcs[:, k])) > 1 for k in reduction[:12])  # ids and ops of the reduction cell vary
+    assert controller.uniform_entropy == pytest.approx(uniform_entropy(3, 5, num_precisions) / 2)
+    assert entropies.max() <= controller.uniform_entropy + 1e-4 and entropies.min() > 0
+
+    arc = arcs[0].copy()
+    forced = controller.log_prob_of(arc)
+    assert forced.log_prob.numpy() == pytest.approx(log_probs[0], abs=1e-4)
+    other = arc.copy()
+    other[:12] = random_arc(3, np.random.default_rng(1)).to_list()[:12]  # any normal cell: same network
+    assert other[:12].any()
+    assert controller.log_prob_of(other).log_prob.numpy() == pytest.approx(log_probs[0], abs=1e-4)
+    decisions = controller.decisions(arc)
+    assert [d.position for d in decisions] == list(reduction)
+    assert {d.cell for d in decisions} == {"reduction"}
+    assert sum(d.entropy for d in decisions) == pytest.approx(forced.entropy.numpy(), abs=1e-4)
+    op_rows = controller.op_probabilities(arc).numpy()
+    np.testing.assert_array_equal(op_rows[:6], np.eye(5)[arc[13:24:2]])  # the normal cell's ops: the copied ones, certain
+
+    # The uniform baselines: the normal cell copied, its decisions out of the probability.
+    randoms = RandomController(3, num_precisions=num_precisions, seed=2, normal_cell=False)
+    sample = randoms.sample().arc.numpy()
+    np.testing.assert_array_equal(sample[unused], sample[reduction[:len(unused)]])
+    sample = randoms.sample()
+    assert -sample.log_prob.numpy() == pytest.approx(randoms.uniform_entropy, rel=1e-6)
+    drawn = random_arc(3, np.random.default_rng(3), ("binary", "4bit") if num_precisions > 1 else (),
+                       normal_cell=False)
+    assert drawn.normal == drawn.reduce and any(drawn.reduce.to_list())
+
+    # Which children have a normal layer: any layer that is not a reduction layer.
+    assert not ChildConfig(num_layers=0).has_normal_layer
+    assert ChildConfig(num_layers=0, reduction_layers=(1,)).has_normal_layer
+    assert ChildConfig(num_layers=1).has_normal_layer
+
+
+def test_without_a_normal_cell_the_controller_is_a_normalised_distribution():
+    """B=1, 2 ops, no normal cell: the 16 reduction cells' probabilities sum to 1."""
+    controller = MicroController(num_nodes=1, num_ops=2, lstm_size=16, tanh_constant=None, seed=5,
+                                 normal_cell=False)
+    limits = allowed_choices(1, 2, normal_cell=False)
+    assert list(limits) == [1, 1, 1, 1, 2, 2, 2, 2]
+    all_arcs = np.array(list(itertools.product(*[range(v) for v in limits])), np.int32)
+    probs = np.array([np.exp(controller.log_prob_of(a).log_prob.numpy()) for a in all_arcs])
+    assert len(all_arcs) == 16 and probs.sum() == pytest.approx(1.0, rel=1e-4)

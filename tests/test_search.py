@@ -66,7 +66,7 @@ def test_search_prints_original_format_and_records_arcs(search_config, uninterru
     assert code == 0, err
     lines = out.splitlines()
     assert any(line.startswith("epoch = 0") for line in lines)
-    # No normal layers (child_num_layers 0): the header says the normal cell changes nothing.
+    # No normal layers (child_num_layers 0): the header says only the reduction cell is searched.
     assert sum(line.startswith("Note: every layer is a reduction cell") for line in lines) == 1
     # The controller warm-up: no controller update before it ends; all of them (5, logged every 5) after it.
     warm = lines.index("Epoch 1: controller warm-up (1/1), not trained")
@@ -90,6 +90,8 @@ def test_search_prints_original_format_and_records_arcs(search_config, uninterru
     out_dir = Path(search_config["output_dir"])
     records = [json.loads(line) for line in (out_dir / "arcs.jsonl").read_text().splitlines()]
     assert len(records) == 6 and {r["epoch"] for r in records} == {1, 2}
+    # The normal cell is not searched: every sampled arc's is a copy of its reduction cell.
+    assert all(parse_arc(r["arc"], 2).normal == parse_arc(r["arc"], 2).reduce for r in records)
     updates = [json.loads(line) for line in (out_dir / "controller.jsonl").read_text().splitlines()]
     assert [u["step"] for u in updates] == [1, 2, 3, 4, 5] and all(u["grad_norm"] > 0 for u in updates)
     (best_arc,) = (out_dir / "best_arc.txt").read_text().splitlines()  # pasteable as is
@@ -274,9 +276,11 @@ def test_controller_policy_reports_each_decision_of_the_best_arc(search_config, 
     assert out.returncode == 0, out.stderr
     rows = [line.split(" | ") for line in out.stdout.splitlines() if line.startswith(("| normal", "| reduction"))]
     nodes = search_config["child_num_cells"]
-    assert len(rows) == 8 * nodes
+    # No normal layers: the reduction cell's decisions only (the normal cell is not decided).
+    assert "the normal cell is not decided" in out.stdout
+    assert len(rows) == 4 * nodes and all(row[0] == "| reduction" for row in rows)
     best = Path(run, "best_arc.txt").read_text().split()
-    assert [row[3].removeprefix("id ") for row in rows[0::2]] == best[0::2]  # the input ids chosen
+    assert [row[3].removeprefix("id ") for row in rows[0::2]] == best[4 * nodes::2]  # the input ids chosen
     total = float(re.search(r"entropy along it: (\d+\.\d+) nats", out.stdout).group(1))
     assert sum(float(row[5]) for row in rows) == pytest.approx(total, abs=0.01 * len(rows))
     _, controller = restore_controller(run)

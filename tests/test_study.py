@@ -187,6 +187,13 @@ def test_size_matched_architectures_are_within_the_tolerance_of_their_enas_pick(
         item = recorded[str(seed)][0]
         assert item["arc"] == matched["arc"] and item["target_kib"] == pytest.approx(pick["memory_kib"])
         assert item["memory_kib"] == pytest.approx(matched["memory_kib"])
+    # No normal layers (child_num_layers 0): every group's arcs copy their reduction cell into
+    # the normal half, so one network is one arc whichever group it comes from.
+    from enas.space.arc import parse_arc
+
+    for run in runs:
+        arc = parse_arc(run["arc"], TINY_STUDY["child_num_cells"])
+        assert arc.normal == arc.reduce, (run["group"], run["arc"])
 
 
 def test_every_phase_anneals_over_its_own_budget(study_run):

@@ -108,6 +108,13 @@ class ChildConfig:
                 f"reduction layer(s) {bad} out of range: layers are 0..{total - 1} (num_layers + 2)"
             )
 
+    @property
+    def has_normal_layer(self):
+        """True if some layer is not a reduction layer, i.e. the network uses the arc's normal cell.
+        False for the MNIST scripts' ``num_layers=0`` (two reduction layers only): the normal half
+        of an arc then means nothing and a search does not decide it."""
+        return len(set(self.reduction_layers)) < self.num_layers + 2
+
     def to_json(self):
         """Plain-JSON dict of every field, the precision policy included (inverse: :meth:`from_json`).
         Used by ``config.json``, ``MicroChild.get_config`` and the packed export."""

@@ -7,7 +7,11 @@ cells of ``B`` nodes (``num_nodes``) is an int32 vector of ``8 * B`` integers: t
 
 * :class:`Controller` -- the abstract base: ``sample()`` returns an :class:`ArcSample` (the arc,
   the log-probability of all its ``8 * B`` decisions and the sum of their entropies) and is
-  traceable inside :func:`tf.function`. Every controller draws its randomness from its own
+  traceable inside :func:`tf.function`. A child without normal layers (``normal_cell=False``, the
+  MNIST scripts' two reduction layers) does not use the normal half: it is not decided but copied
+  from the reduction cell (:func:`mirror_normal_cell`), so a controller decides only what the
+  network is built from, one network is one arc, and a deeper network trained from the arc uses
+  the searched cell in its normal layers too. Every controller draws its randomness from its own
   :class:`tf.random.Generator` (``seed`` -> reproducible sequence of arcs); the generator state is
   checkpointed with the controller.
 * :class:`RandomController` -- uniform over valid arcs (random-search baseline; does not learn).
@@ -62,24 +66,52 @@ def _check_seed(seed) -> int | None:
     return int(seed)
 
 
-def allowed_choices(num_nodes: int, num_ops: int, num_precisions: int = 1) -> np.ndarray:
+def allowed_choices(num_nodes: int, num_ops: int, num_precisions: int = 1, normal_cell: bool = True) -> np.ndarray:
     """int32 ``[8 * B]``: the number of allowed values at each position of an arc.
 
     Position ``4 * j + 0`` and ``4 * j + 2`` (input ids of node ``j``) allow ``j + 2`` values,
     positions ``4 * j + 1`` and ``4 * j + 3`` (ops) allow ``num_ops``; same for both cells
     (:meth:`enas.space.search_space.SearchSpace.choices`). With ``num_precisions >= 2`` the ``4 * B``
     precision positions that follow allow ``num_precisions`` each (``[12 * B]`` in all).
+    ``normal_cell=False`` (a child without normal layers): the normal cell's ``4 * B`` positions
+    and its ``2 * B`` precision positions count one value each (they are not decided: a copy of
+    the reduction cell's, :func:`mirror_normal_cell`).
     """
-    choices = decision_choices(num_nodes, num_ops)
+    choices = np.array(decision_choices(num_nodes, num_ops), dtype=np.int32)
     if num_precisions >= 2:
-        choices += [num_precisions] * (4 * num_nodes)
-    return np.array(choices, dtype=np.int32)
+        choices = np.concatenate([choices, np.full(4 * num_nodes, num_precisions, np.int32)])
+    if not normal_cell:
+        choices[undecided_positions(num_nodes, num_precisions)] = 1
+    return choices
 
 
-def uniform_entropy(num_nodes: int, num_ops: int, num_precisions: int = 1) -> float:
+def undecided_positions(num_nodes: int, num_precisions: int = 1) -> np.ndarray:
+    """int ``[6 * B]`` (``[4 * B]`` without searched precisions): the arc positions of the normal cell
+    (its ``4 * B`` decisions and its ``2 * B`` precision slots), which a child without normal layers
+    does not use."""
+    positions = np.arange(4 * num_nodes)
+    if num_precisions >= 2:
+        positions = np.concatenate([positions, 8 * num_nodes + np.arange(2 * num_nodes)])
+    return positions
+
+
+def mirror_normal_cell(arc, num_nodes: int, num_precisions: int = 1):
+    """``arc`` (int ``[8 * B]``, or ``[12 * B]`` with searched precisions; a tensor or an array) with
+    its normal cell replaced by a copy of its reduction cell, decisions and precision slots: the
+    one arc of a network without normal layers. Returns a tensor (int32)."""
+    n, m = 4 * num_nodes, 2 * num_nodes
+    arc = tf.reshape(tf.cast(arc, tf.int32), [-1])
+    parts = [arc[n:2 * n], arc[n:2 * n]]
+    if num_precisions >= 2:
+        parts += [arc[2 * n + m:2 * n + 2 * m], arc[2 * n + m:2 * n + 2 * m]]
+    return tf.concat(parts, axis=0)
+
+
+def uniform_entropy(num_nodes: int, num_ops: int, num_precisions: int = 1, normal_cell: bool = True) -> float:
     """The entropy (nats) of the uniform distribution over the architectures: the most a sample's
-    summed decision entropy can be, ``sum log(choices)`` over the arc's positions."""
-    return float(np.log(allowed_choices(num_nodes, num_ops, num_precisions)).sum())
+    summed decision entropy can be, ``sum log(choices)`` over the arc's positions (the reduction
+    cell's alone when ``normal_cell`` is False)."""
+    return float(np.log(allowed_choices(num_nodes, num_ops, num_precisions, normal_cell)).sum())
 
 
 class Controller(tf.Module):
@@ -97,17 +129,22 @@ class Controller(tf.Module):
             precision decisions after the ``8 * B`` (see :func:`allowed_choices`).
         seed: seeds ``self.rng`` (``tf.random.Generator.from_seed``); None for a
             non-deterministic state.
+        normal_cell: False when the child has no normal layer
+            (:attr:`enas.config.child_config.ChildConfig.has_normal_layer`): the normal half of every
+            arc copies its reduction cell (:func:`mirror_normal_cell`): not decided, nothing in
+            ``log_prob`` and ``entropy``.
     """
 
     #: Whether the controller has trainable parameters that REINFORCE can update.
     _LEARNS = False
 
     def __init__(self, num_nodes: int = 5, num_ops: int = 5, *, num_precisions: int = 1,
-                 seed: int | None = None, name: str | None = None):
+                 seed: int | None = None, name: str | None = None, normal_cell: bool = True):
         super().__init__(name=name)
         self.num_nodes = _check_positive_int(num_nodes, "num_nodes")
         self.num_ops = _check_positive_int(num_ops, "num_ops")
         self.num_precisions = _check_positive_int(num_precisions, "num_precisions")
+        self.normal_cell = bool(normal_cell)
         self.seed = _check_seed(seed)
         if self.seed is None:
             self.rng = tf.random.Generator.from_non_deterministic_state()
@@ -118,6 +155,11 @@ class Controller(tf.Module):
     def arc_length(self) -> int:
         """``8 * num_nodes`` (``12 * num_nodes`` when the precision is searched)."""
         return (12 if self.num_precisions >= 2 else 8) * self.num_nodes
+
+    @property
+    def uniform_entropy(self) -> float:
+        """The most a sample's entropy can be: the uniform distribution's over the decided positions."""
+        return uniform_entropy(self.num_nodes, self.num_ops, self.num_precisions, self.normal_cell)
 
     @property
     def learns(self) -> bool:
@@ -136,7 +178,9 @@ class Controller(tf.Module):
         raise NotImplementedError
 
     def _given_arc(self, arc) -> tf.Tensor:
-        """``arc`` as int32 ``[8 * B]``; checked (raising :class:`ArcError`) if it is concrete."""
+        """``arc`` as int32 ``[8 * B]``; checked (raising :class:`ArcError`) if it is concrete. Without
+        a normal cell its normal half becomes a copy of its reduction cell (whatever it held: the
+        network does not use it)."""
         if not (tf.is_tensor(arc) and tf.is_symbolic_tensor(arc)):
             values = np.asarray(arc)
             if values.size != self.arc_length:
@@ -152,7 +196,10 @@ class Controller(tf.Module):
                 k = int(bad[0])
                 raise ArcError(f"bad architecture: value {int(values[k])} at position {k} is "
                                f"outside 0..{int(limits[k]) - 1}")
-        return tf.reshape(tf.cast(arc, tf.int32), [self.arc_length])
+        arc = tf.reshape(tf.cast(arc, tf.int32), [self.arc_length])
+        if not self.normal_cell:
+            arc = mirror_normal_cell(arc, self.num_nodes, self.num_precisions)
+        return arc
 
 
 class RandomController(Controller):
@@ -163,15 +210,17 @@ class RandomController(Controller):
 
         log p = -2 * sum_{j=0}^{B-1} 2 * (log(j + 2) + log(num_ops))
 
-    (2 cells, 2 inputs and 2 ops per node), and the entropy of the distribution is ``-log p``.
+    (2 cells, 2 inputs and 2 ops per node; half of it with ``normal_cell=False``, whose normal half
+    copies the reduction cell), and the entropy of the distribution is ``-log p``.
     """
 
     _LEARNS = False
 
     def __init__(self, num_nodes: int = 5, num_ops: int = 5, *, num_precisions: int = 1,
-                 seed: int | None = None, name: str = "random_controller"):
-        super().__init__(num_nodes, num_ops, num_precisions=num_precisions, seed=seed, name=name)
-        self._limits = allowed_choices(self.num_nodes, self.num_ops, self.num_precisions)
+                 seed: int | None = None, name: str = "random_controller", normal_cell: bool = True):
+        super().__init__(num_nodes, num_ops, num_precisions=num_precisions, seed=seed, name=name,
+                         normal_cell=normal_cell)
+        self._limits = allowed_choices(self.num_nodes, self.num_ops, self.num_precisions, self.normal_cell)
         self.uniform_log_prob = -float(np.sum(np.log(self._limits.astype(np.float64))))
 
     @tf.autograph.experimental.do_not_convert
@@ -181,6 +230,8 @@ class RandomController(Controller):
         u = self.rng.uniform([self.arc_length], dtype=tf.float64)
         arc = tf.cast(tf.floor(u * tf.cast(limits, tf.float64)), tf.int32)
         arc = tf.minimum(arc, limits - 1)
+        if not self.normal_cell:
+            arc = mirror_normal_cell(arc, self.num_nodes, self.num_precisions)
         return ArcSample(arc, tf.constant(self.uniform_log_prob, tf.float32),
                          tf.constant(-self.uniform_log_prob, tf.float32))
 
@@ -351,4 +402,6 @@ def _accuracy_and_reward(out):
     return (tf.reshape(tf.cast(accuracy, tf.float32), []), tf.reshape(tf.cast(reward, tf.float32), []))
 
 
-__all__ = ["ArcSample", "Controller", "RandomController", "ReinforceTrainer", "allowed_choices", "uniform_entropy"]
+__all__ = ["ArcSample", "Controller", "RandomController", "ReinforceTrainer", "allowed_choices", "mirror_normal_cell",
+           "undecided_positions",
+           "uniform_entropy"]

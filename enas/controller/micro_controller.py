@@ -36,7 +36,11 @@ Each decision is categorical over ``softmax(logits)``; its log-probability is
 ``-sum softmax(logits) * log_softmax(logits)`` (under ``stop_gradient``, as ENAS). The arc
 stores node ``j`` as ``[x_id, x_op, y_id, y_op]`` (decision order ``x_id, y_id, x_op, y_op``). The
 reduction cell continues from the normal cell's final LSTM state. ``log_prob`` and ``entropy``
-of an :class:`~enas.controller.controller.ArcSample` are summed over both cells.
+of an :class:`~enas.controller.controller.ArcSample` are summed over both cells. Without a normal
+cell (``normal_cell=False``: the child has reduction layers only) the normal cell is not sampled:
+the reduction cell starts from the zero LSTM state, the normal half of the arc is a copy of it
+(its op rows one-hot at the copied ops), and ``log_prob`` and ``entropy`` are the reduction
+cell's alone.
 
 Precision decisions (``num_precisions = P >= 2``, a mixed-precision search): after each op
 decision, one more LSTM step on ``w_emb[op]``, ``logits = h @ w_prec + b_prec`` ``[1, P]``
@@ -129,6 +133,7 @@ class MicroController(Controller):
         temperature: divides all logits before squashing (None: 1).
         seed: seeds both the weight initialisation and the sampling generator ``self.rng``;
             same seed -> same weights and the same sequence of sampled arcs.
+        normal_cell: False when the child has no normal layer: only the reduction cell is decided.
     """
 
     _LEARNS = True
@@ -153,8 +158,9 @@ class MicroController(Controller):
                  lstm_num_layers: int = 1, tanh_constant: float | None = 1.10,
                  op_tanh_reduce: float = 2.5, temperature: float | None = None,
                  seed: int | None = None, name: str = "micro_controller", num_precisions: int = 1,
-                 weighted_ops=(1, 1, 0, 0, 0)):
-        super().__init__(num_nodes, num_ops, num_precisions=num_precisions, seed=seed, name=name)
+                 weighted_ops=(1, 1, 0, 0, 0), normal_cell: bool = True):
+        super().__init__(num_nodes, num_ops, num_precisions=num_precisions, seed=seed, name=name,
+                         normal_cell=normal_cell)
         # 1 for the ops with weights (whose precision decision counts), in op order.
         self.weighted_ops = tuple(int(w) for w in weighted_ops)[:num_ops]
         self.lstm_size = _check_positive_int(lstm_size, "lstm_size")
@@ -265,6 +271,7 @@ class MicroController(Controller):
 
         Eager only (an analysis tool: see ``benchmarks/controller_policy.py``); teacher forcing as
         :meth:`log_prob_of`, whose entropy is the sum of the decisions' :attr:`Decision.entropy`.
+        Without a normal cell, only the reduction cell's decisions (the others are not made).
         Does not touch ``self.rng``.
         """
         if not tf.executing_eagerly():
@@ -328,8 +335,14 @@ class MicroController(Controller):
             ctx.precisions = [None] * (4 * self.num_nodes)
         zeros = tf.zeros([1, self.lstm_size], tf.float32)
         state = ([zeros] * self.lstm_num_layers, [zeros] * self.lstm_num_layers)
-        arc_n, state = self._cell(ctx, state, 0, use_bias=True)
+        if self.normal_cell:
+            arc_n, state = self._cell(ctx, state, 0, use_bias=True)
         arc_r, _ = self._cell(ctx, state, 4 * self.num_nodes, use_bias=False)
+        if not self.normal_cell:  # not used by the child: a copy of the reduction cell, not decided
+            arc_n = list(arc_r)
+            ctx.op_probs.insert(0, tf.one_hot(tf.concat(arc_r[1::2], axis=0), self.num_ops))
+            if self.num_precisions >= 2:
+                ctx.precisions[:2 * self.num_nodes] = ctx.precisions[2 * self.num_nodes:]
         arc = tf.concat(arc_n + arc_r, axis=0)
         if self.num_precisions >= 2:
             arc = tf.concat([arc] + ctx.precisions, axis=0)

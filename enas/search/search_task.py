@@ -38,7 +38,7 @@ import tensorflow as tf
 from enas.child.child_trainer import WithoutGrappler
 from enas.child.micro_child import MicroChild
 from enas.config.run_config import RunConfig
-from enas.controller.controller import RandomController, ReinforceTrainer, uniform_entropy
+from enas.controller.controller import RandomController, ReinforceTrainer
 from enas.controller.micro_controller import MicroController
 from enas.data import data_utils
 from enas.errors import ConfigError
@@ -60,11 +60,14 @@ def make_controller(config, space):
     """The controller of ``config.controller`` for the search space ``space`` (its cells'
     ``num_nodes``, and its precisions when they are searched)."""
     c, num_nodes, seed = config.controller, config.child.num_nodes, config.output.seed
+    # A child of reduction layers only does not use the normal cell: no controller decides it.
+    normal_cell = config.child.has_normal_layer
     if c.type == "random":
-        return RandomController(num_nodes, num_precisions=space.num_precisions, seed=seed)
+        return RandomController(num_nodes, num_precisions=space.num_precisions, seed=seed, normal_cell=normal_cell)
     return MicroController(num_nodes, lstm_size=c.lstm_size, tanh_constant=c.tanh_constant or None,
                            op_tanh_reduce=c.op_tanh_reduce, temperature=c.temperature or None, seed=seed,
-                           num_precisions=space.num_precisions, weighted_ops=space.weighted_ops)
+                           num_precisions=space.num_precisions, weighted_ops=space.weighted_ops,
+                           normal_cell=normal_cell)
 
 
 def make_reinforce_trainer(config, controller, reward_fn):
@@ -189,9 +192,9 @@ class Search(run_loop.Task):
             f"Controller: {config.controller.type}; cells of {c.num_nodes} nodes; "
             f"{c.num_layers} layers + 2 reductions; {c.out_filters} filters",
             f"Precision: {c.policy.describe()}",
-        ] + ([] if c.num_layers + 2 > len(c.reduction_layers) else [
-            "Note: every layer is a reduction cell (no normal layers): the normal cell's decisions do not "
-            "change this network"
+        ] + ([] if c.has_normal_layer else [
+            "Note: every layer is a reduction cell (no normal layers): only the reduction cell is searched; "
+            "the normal cell is held at zeros"
         ]) + ([] if self.costing is None else [self.costing.describe()]) + [
             f"Shared parameters: {self.model.count_params_used()}",
         ] + run_loop.training_options(config)
@@ -224,8 +227,7 @@ class Search(run_loop.Task):
                         float(out["accuracy"]), float(out["baseline"]), loop.minutes(),
                     ))
             record_controller(self.config.output.output_dir, updates)
-            uniform = uniform_entropy(self.controller.num_nodes, self.controller.num_ops,
-                                      self.controller.num_precisions)
+            uniform = self.controller.uniform_entropy
             entropy = sum(u["entropy"] for u in updates) / len(updates)
             loop.log(f"Controller: entropy {entropy:.2f} nats ({entropy / uniform:.0%} of the uniform distribution's "
                      f"{uniform:.2f}), accuracy {sum(u['accuracy'] for u in updates) / len(updates):.4f}, "

@@ -275,7 +275,8 @@ class Study:
             arcs = {}
             for seed in self.study.search_seeds:
                 rng = np.random.default_rng(seed)
-                arcs[str(seed)] = [str(random_arc(child.num_nodes, rng, child.search_precisions))
+                arcs[str(seed)] = [str(random_arc(child.num_nodes, rng, child.search_precisions,
+                                                  child.has_normal_layer))
                                    for _ in range(self.study.top_k)]
             return {"arcs": arcs}, f"{sum(len(v) for v in arcs.values())} drawn uniformly"
 
@@ -442,7 +443,8 @@ def _uniform_entropy(config):
     from enas.controller.controller import uniform_entropy
     from enas.space.search_space import DEFAULT as SPACE
 
-    return uniform_entropy(config.child.num_nodes, SPACE.num_ops, len(config.child.search_precisions) or 1)
+    return uniform_entropy(config.child.num_nodes, SPACE.num_ops, len(config.child.search_precisions) or 1,
+                           config.child.has_normal_layer)
 
 
 def draw_size_matched(table, default, target_kib, tolerance, rng, child):
@@ -450,7 +452,7 @@ def draw_size_matched(table, default, target_kib, tolerance, rng, child):
     within ``tolerance`` (a fraction) of ``target_kib``, and how many draws it took; ``(None,
     SIZE_DRAWS)`` when none of :data:`SIZE_DRAWS` draws is."""
     for count in range(1, SIZE_DRAWS + 1):
-        arc = random_arc(child.num_nodes, rng, child.search_precisions)
+        arc = random_arc(child.num_nodes, rng, child.search_precisions, child.has_normal_layer)
         if abs(table.cost(arc, default).memory_kib - target_kib) <= tolerance * target_kib:
             return str(arc), count
     return None, SIZE_DRAWS

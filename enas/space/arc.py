@@ -392,22 +392,24 @@ def parse_arc(value, num_nodes: int | None = None) -> Arc:
     return Arc.from_list(value, num_nodes)
 
 
-def random_arc(num_nodes: int, rng: np.random.Generator, precisions=()) -> Arc:
+def random_arc(num_nodes: int, rng: np.random.Generator, precisions=(), normal_cell: bool = True) -> Arc:
     """A uniformly random valid arc: each id uniform over ``0 .. j + 1``, each op over ops (and,
-    with two or more ``precisions``, each op with weights a uniform precision of them)."""
+    with two or more ``precisions``, each op with weights a uniform precision of them).
+    ``normal_cell=False`` (a child without normal layers): the normal cell is not drawn but a copy
+    of the reduction cell (:func:`enas.controller.controller.mirror_normal_cell`)."""
     num_nodes = _check_num_nodes(num_nodes)
     if num_nodes is None:
         raise _fail("random_arc needs num_nodes")
     space = dataclasses.replace(SPACE, num_nodes=num_nodes)
     cells = []
-    for _ in range(2):
+    for _ in range(2 if normal_cell else 1):
         values = []
         for j in range(num_nodes):
             ids = rng.integers(0, space.input_choices(j), size=2)
             ops = rng.integers(0, space.num_ops, size=2)
             values += [int(ids[0]), int(ops[0]), int(ids[1]), int(ops[1])]
         cells.append(Cell.from_list(values, _random_slots(values, precisions, rng)))
-    return Arc(*cells)
+    return Arc(*cells) if normal_cell else Arc(cells[0], cells[0])
 
 
 def with_random_precisions(arc: Arc, precisions, rng: np.random.Generator) -> Arc:
