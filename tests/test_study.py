@@ -75,6 +75,11 @@ def test_study_resumes_after_kill_without_redoing_phases(study_run):
         assert (folder / name / "result.json").stat().st_mtime_ns == mtime
         assert (folder / name / "stdout").read_text() == logs[name]
     assert any(line.startswith("Phase 5/6: training 16/16") for line in out)
+    # Seed by seed, search seed by search seed, every group in turn: a study stopped part way
+    # has trained the groups evenly.
+    trained = [line.split(": ")[2] for line in out if line.startswith("Phase 5/6: training") and ": running" in line]
+    assert trained[:4] == [f"{group}, search seed 1 #0, seed 1" for group in GROUPS]
+    assert trained[-1] == f"{GROUPS[-1]}, search seed 2 #0, seed 2"
     # The phases' own logs stayed in their folders.
     assert not any(line.startswith("epoch = ") for line in out)
     assert "Final pick: 4 architectures" in logs["search_enas-s2"]

@@ -349,13 +349,15 @@ class Study:
         )
 
     def train(self, groups):
-        """Phase 5: every picked architecture trained from scratch for every training seed."""
+        """Phase 5: every picked architecture trained from scratch for every training seed. Seed by
+        seed, and within a seed search seed by search seed, every group in turn: a study stopped
+        part way (trainings take hours) has trained the groups evenly."""
         from enas.cost.model_summary import summarize
         from enas.run import train_fixed
 
-        runs = [(group, search_seed, i, arc, seed) for group in GROUPS
-                for search_seed in self.study.search_seeds
-                for i, arc in enumerate(groups[group][str(search_seed)]) for seed in self.study.seeds]
+        runs = [(group, search_seed, i, arc, seed) for seed in self.study.seeds
+                for search_seed in self.study.search_seeds for group in GROUPS
+                for i, arc in enumerate(groups[group][str(search_seed)])]
         results = []
         for n, (group, search_seed, i, arc, seed) in enumerate(runs, start=1):
             folder = self.path(self.train_folder, f"{group}-s{search_seed}-{i}-seed{seed}")
