@@ -178,7 +178,12 @@ def test_mixed_precision_search_end_to_end(tmp_path, mnist_path, capsys):
         assert not any(q["memory_kib"] <= points[i]["memory_kib"] and q["val_acc"] > points[i]["val_acc"]
                        for q in points)
     arc_text = (out_dir / "best_arc.txt").read_text().strip()
-    assert parse_arc(arc_text) == parse_arc(best["arc"]) and ":" in arc_text
+    picked = parse_arc(best["arc"])
+    assert parse_arc(arc_text) == picked
+    # Each op with weights carries its precision (``op:precision``); a pick of weightless ops has none.
+    weighted = [op for cell in (picked.normal, picked.reduce) for op in cell.to_list()[1::2]
+                if SearchSpace().ops[op].has_weights]
+    assert arc_text.count(":") == len(weighted)
     # The pick trains as a fixed network and summarizes to the reported cost.
     train = {**train_arc_mnist.CONFIG, "data_path": mnist_path, "output_dir": str(tmp_path / "train"),
              "max_train_examples": 256, "max_test_examples": 100, "num_valid": 0, "batch_size": 64,
