@@ -84,7 +84,7 @@ def main(argv=None):
           + ", ".join(f"{kind} decisions {value:.2f}" for kind, value in by_kind.items()
                       if kind != "precision" or precisions))
     if not config.child.has_normal_layer:
-        print("no normal layers: the normal cell is not decided (held at zeros); the rows are the reduction cell's")
+        print("no normal layers: the normal cell is not decided (a copy of the reduction cell); the rows are the reduction cell's")
     print(f"frozen decisions (every logit where tanh passes < 1% of its gradient): {len(frozen)} of {len(decisions)}")
     print("| cell | node | decision | chosen | probabilities | entropy | frozen |")
     print("|---|---|---|---|---|---|---|")

@@ -194,7 +194,7 @@ class Search(run_loop.Task):
             f"Precision: {c.policy.describe()}",
         ] + ([] if c.has_normal_layer else [
             "Note: every layer is a reduction cell (no normal layers): only the reduction cell is searched; "
-            "the normal cell is held at zeros"
+            "the normal cell is a copy of it"
         ]) + ([] if self.costing is None else [self.costing.describe()]) + [
             f"Shared parameters: {self.model.count_params_used()}",
         ] + run_loop.training_options(config)
